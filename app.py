@@ -1,0 +1,108 @@
+"""medreview: page config, sign-in, and the role's page list for st.navigation."""
+
+import streamlit as st
+
+from pages.common import current_user, reading, sign_in_as, writing
+from review import access, accounts
+
+st.set_page_config(page_title="medreview", page_icon="🩺", layout="wide")
+
+SCREEN_PAGES = {
+    "home": st.Page("pages/home.py", title="Home", icon="🏠", url_path="home", default=True),
+    "items": st.Page("pages/items.py", title="Items", icon="📋", url_path="items"),
+    "admin": st.Page("pages/admin.py", title="Admin", icon="🔧", url_path="admin"),
+}
+
+
+def _settings() -> accounts.AuthSettings:
+    try:
+        return accounts.auth_settings(st.secrets.to_dict())
+    except (FileNotFoundError, KeyError, AttributeError):
+        return accounts.AuthSettings()
+    except Exception as exc:  # an unreadable secrets.toml: say so, sign in locally
+        if type(exc).__name__.startswith("StreamlitSecret"):
+            return accounts.AuthSettings()
+        raise
+
+
+def _external_sign_in(settings: accounts.AuthSettings) -> None:
+    if settings.mode == "header":
+        username = accounts.header_username(dict(st.context.headers or {}), settings)
+        if username:
+            with writing() as session:
+                user = accounts.sign_in_external(session, username=username, email=None, settings=settings)
+            if user:
+                sign_in_as(user)
+    elif settings.mode == "oidc" and getattr(st.user, "is_logged_in", False):
+        with writing() as session:
+            user = accounts.sign_in_external(
+                session,
+                username=st.user.get("preferred_username"),
+                email=st.user.get("email"),
+                settings=settings,
+            )
+        if user:
+            sign_in_as(user)
+        else:
+            st.error("Your identity is not linked to a medreview account. Ask an administrator.")
+
+
+def first_admin_page() -> None:
+    st.title("Welcome to medreview")
+    st.write("This database has no administrator yet. Create the first admin account.")
+    with st.form("first_admin_form"):
+        username = st.text_input("Username", key="first_admin_username")
+        password = st.text_input("Password", type="password", key="first_admin_password")
+        again = st.text_input("Password again", type="password", key="first_admin_password_again")
+        submitted = st.form_submit_button("Create admin")
+    if submitted:
+        if password != again:
+            st.error("The two passwords differ.")
+            return
+        try:
+            with writing() as session:
+                user = accounts.create_first_admin(session, username=username, password=password)
+        except accounts.AccountError as exc:
+            st.error(str(exc))
+            return
+        sign_in_as(user)
+        st.rerun()
+
+
+def sign_in_page() -> None:
+    st.title("Sign in to medreview")
+    settings = _settings()
+    if settings.mode == "oidc" and settings.provider is not None:
+        if st.button("Sign in with your organisation", key="sign_in_oidc"):
+            st.login(settings.provider)
+    if settings.mode == "header":
+        st.info("Sign-in is handled by your organisation's proxy; no identity was received.")
+    if not settings.allow_local:
+        return
+    with st.form("sign_in_form"):
+        username = st.text_input("Username", key="sign_in_username")
+        password = st.text_input("Password", type="password", key="sign_in_password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        with writing() as session:
+            user = accounts.authenticate(session, username=username, password=password)
+        if user is None:
+            st.error("Wrong username or password.")
+            return
+        sign_in_as(user)
+        st.rerun()
+
+
+user = current_user()
+if user is None:
+    _external_sign_in(_settings())
+    user = current_user()
+
+if user is None:
+    with reading() as session:
+        first = accounts.needs_first_admin(session)
+    entry = first_admin_page if first else sign_in_page
+    page = st.navigation([st.Page(entry, title="Sign in", url_path="sign-in")], position="hidden")
+else:
+    page = st.navigation([SCREEN_PAGES[name] for name in access.screens_for(user.role)])
+page.run()

@@ -1,0 +1,183 @@
+"""Admin: people (roles, specialties, passwords) and projects (settings)."""
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import page_setup, reading, writing
+from review import accounts, administration
+from storage.projects import list_projects
+from storage.users import list_specialties
+
+user = page_setup("admin")
+st.title("Administration")
+
+people_tab, projects_tab = st.tabs(["People", "Projects"])
+
+with reading() as session:
+    people = administration.user_rows(session)
+    specialties = list_specialties(session=session)
+    project_list = list(list_projects(session=session))
+
+with people_tab:
+    st.dataframe(
+        pd.DataFrame([p.__dict__ for p in people]).drop(columns=["user_id"]),
+        hide_index=True,
+        key="admin_users_table",
+    )
+    st.subheader("Add a person")
+    with st.form("admin_add_user_form", clear_on_submit=True):
+        left, right = st.columns(2)
+        username = left.text_input("Username", key="admin_new_username")
+        display_name = right.text_input("Full name", key="admin_new_display_name")
+        role = left.selectbox("Role", accounts.ROLES, key="admin_new_role")
+        email = right.text_input("Email (for organisation sign-in)", key="admin_new_email")
+        chosen = st.multiselect("Specialties", specialties, key="admin_new_specialties")
+        password = st.text_input(
+            "Initial password (leave empty for organisation sign-in only)",
+            type="password",
+            key="admin_new_password",
+        )
+        add = st.form_submit_button("Add person")
+    if add:
+        try:
+            with writing() as session:
+                created = accounts.create_user(
+                    session,
+                    username=username,
+                    role=role,
+                    password=password or None,
+                    specialties=chosen,
+                    display_name=display_name,
+                    email=email or None,
+                    actor_id=user.user_id,
+                )
+        except accounts.AccountError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Added {created.username} as {created.role}.")
+            st.rerun()
+
+    st.subheader("Change a person")
+    by_id = {p.user_id: p for p in people}
+    target = st.selectbox(
+        "Person",
+        list(by_id),
+        format_func=lambda i: f"{by_id[i].username} ({by_id[i].role})",
+        key="admin_edit_user",
+    )
+    if target is not None:
+        current = by_id[target]
+        with st.form("admin_edit_user_form"):
+            new_role = st.selectbox(
+                "Role", accounts.ROLES, index=accounts.ROLES.index(current.role), key="admin_edit_role"
+            )
+            current_specialties = [s for s in current.specialties.split(", ") if s]
+            new_specialties = st.multiselect(
+                "Specialties",
+                sorted(set(specialties) | set(current_specialties)),
+                default=current_specialties,
+                key="admin_edit_specialties",
+            )
+            active = st.checkbox("Active (can sign in)", value=current.active, key="admin_edit_active")
+            new_password = st.text_input("New password (optional)", type="password", key="admin_edit_password")
+            save = st.form_submit_button("Save changes")
+        if save:
+            try:
+                with writing() as session:
+                    accounts.update_account(
+                        session,
+                        user_id=target,
+                        actor_id=user.user_id,
+                        role=new_role,
+                        specialties=new_specialties,
+                        active=active,
+                        new_password=new_password or None,
+                    )
+            except accounts.AccountError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"Saved {current.username}.")
+                st.rerun()
+
+with projects_tab:
+    if project_list:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "project": p.name,
+                        "overlap": p.overlap,
+                        "unsure allowed": p.allow_unsure,
+                        "lease (min)": p.lease_minutes,
+                        "gold policy": p.gold_policy,
+                        "specialty routing": p.specialty_routing,
+                    }
+                    for p in project_list
+                ]
+            ),
+            hide_index=True,
+            key="admin_projects_table",
+        )
+    options = {"new": "New project", **{p.id: p.name for p in project_list}}
+    selected = st.selectbox("Project", list(options), format_func=options.get, key="admin_project")
+    existing = next((p for p in project_list if p.id == selected), None)
+    with st.form("admin_project_form"):
+        name = st.text_input("Name", value=existing.name if existing else "", key="admin_project_name")
+        description = st.text_area(
+            "Description", value=existing.description if existing else "", key="admin_project_description"
+        )
+        guidelines = st.text_area(
+            "Grading guidelines",
+            value=existing.guidelines if existing else "",
+            key="admin_project_guidelines",
+        )
+        left, middle, right = st.columns(3)
+        overlap = left.number_input(
+            "Physicians per answer (overlap)",
+            1,
+            20,
+            existing.overlap if existing else 2,
+            key="admin_project_overlap",
+        )
+        lease = middle.number_input(
+            "Lease (minutes)", 1, 1440, existing.lease_minutes if existing else 30, key="admin_project_lease"
+        )
+        policy = right.selectbox(
+            "Gold policy",
+            administration.GOLD_POLICIES,
+            index=administration.GOLD_POLICIES.index(existing.gold_policy) if existing else 0,
+            key="admin_project_policy",
+        )
+        unsure = left.checkbox(
+            "Allow 'unsure'", value=existing.allow_unsure if existing else False, key="admin_project_unsure"
+        )
+        routing = middle.checkbox(
+            "Route by specialty",
+            value=existing.specialty_routing if existing else True,
+            key="admin_project_routing",
+        )
+        saved = st.form_submit_button("Save project")
+    if saved:
+        settings = {
+            "name": name,
+            "description": description,
+            "guidelines": guidelines,
+            "overlap": int(overlap),
+            "lease_minutes": int(lease),
+            "gold_policy": policy,
+            "allow_unsure": unsure,
+            "specialty_routing": routing,
+        }
+        try:
+            with writing() as session:
+                if existing is None:
+                    administration.create_project(session, actor_id=user.user_id, **settings)
+                else:
+                    administration.update_project_settings(
+                        session, project_id=existing.id, actor_id=user.user_id, **settings
+                    )
+        except accounts.AccountError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Saved project {name.strip()}.")
+            st.rerun()

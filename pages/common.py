@@ -1,0 +1,93 @@
+"""What every page shares: the engine, sessions, the signed-in user, the sidebar.
+
+Every page calls `page_setup(screen)` first and renders nothing before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from review import access, accounts
+from review.setup import prepare_database
+from storage.db import database_url, make_engine, read_session, write_session
+from storage.users import get_user
+
+USER_KEY = "signed_in_user_id"
+
+
+@st.cache_resource(show_spinner=False)
+def _engine_for(url: str) -> Engine:
+    engine = make_engine(url)
+    prepare_database(engine)
+    return engine
+
+
+def engine() -> Engine:
+    """The process-wide engine for MEDREVIEW_DATABASE_URL (migrated on first use)."""
+    return _engine_for(database_url())
+
+
+@contextmanager
+def reading() -> Iterator[Any]:
+    """A read-only session for one unit of work."""
+    with read_session(engine()) as session:
+        yield session
+
+
+@contextmanager
+def writing() -> Iterator[Any]:
+    """A write session for one unit of work; commits at the end."""
+    with write_session(engine()) as session:
+        yield session
+
+
+def current_user() -> accounts.SignedIn | None:
+    """The signed-in person, reloaded from the database (a deactivated account is signed out)."""
+    user_id = st.session_state.get(USER_KEY)
+    if user_id is None:
+        return None
+    with reading() as session:
+        user = get_user(session=session, user_id=user_id)
+        if user is None or not user.active or not user.can_sign_in:
+            st.session_state.pop(USER_KEY, None)
+            return None
+        return accounts.signed_in(user)
+
+
+def sign_in_as(user: accounts.SignedIn) -> None:
+    """Remember who signed in, by id only."""
+    st.session_state[USER_KEY] = user.user_id
+
+
+def sign_out() -> None:
+    """Forget the signed-in user and everything this browser session held."""
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+
+
+def page_setup(screen: str) -> accounts.SignedIn:
+    """Guard the page for the signed-in user's role and draw the sidebar; returns the user."""
+    user = current_user()
+    if user is None:
+        st.warning("Please sign in.")
+        st.stop()
+    assert user is not None
+    if not access.may_open(user.role, screen):
+        st.error("This page is not available for your role.")
+        st.stop()
+    with st.sidebar:
+        st.caption("Signed in as")
+        st.text(f"{user.display_name} ({user.role})")
+        if user.specialties:
+            st.caption(", ".join(user.specialties))
+        if st.button("Sign out", key="sidebar_sign_out"):
+            sign_out()
+            if getattr(st.user, "is_logged_in", False):
+                st.logout()
+            st.rerun()
+    return user

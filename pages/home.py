@@ -1,0 +1,49 @@
+"""Home: what is waiting for me, and how far each project is."""
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import page_setup, reading
+from review import progress
+from storage.projects import list_projects
+
+user = page_setup("home")
+
+st.title(f"Welcome, {user.display_name}")
+
+with reading() as session:
+    waiting = progress.waiting_for(session, user_id=user.user_id)
+    drafts = progress.drafts_of(session, user_id=user.user_id)
+    projects = list_projects(session=session)
+    progress_rows = [progress.project_progress(session, project_id=p.id) for p in projects if p.id]
+
+st.subheader("Waiting for you")
+if user.role == "annotator" or any(w.answers_to_grade for w in waiting):
+    total = sum(w.answers_to_grade for w in waiting)
+    left, right = st.columns(2)
+    left.metric("Answers you can grade", total)
+    right.metric("Drafts to finish", drafts)
+    for entry in waiting:
+        if entry.answers_to_grade:
+            st.text(f"{entry.project}: {entry.answers_to_grade} answers need your grading")
+if not waiting:
+    st.info("There are no projects yet.")
+
+st.subheader("Project progress")
+if progress_rows:
+    table = pd.DataFrame(
+        [
+            {
+                "project": row["project"],
+                "items": row["items"],
+                "approved": row["items_by_status"].get("approved", 0),
+                "criteria": row["criteria"],
+                "answers": row["answers"],
+                "fully graded": row["answers_fully_graded"],
+                "labels": row["labels"],
+                "gold labels": row["gold_labels"],
+            }
+            for row in progress_rows
+        ]
+    )
+    st.dataframe(table, hide_index=True, key="home_progress_table")

@@ -1,0 +1,1 @@
+"""medreview's domain: formats, rules and the use cases shared by the pages and the CLI."""

@@ -1,0 +1,262 @@
+"""The `medreview` command line: the same use cases as the pages, for scripts and pipelines.
+
+Exit codes: 0 success, 1 invalid input (errors on stderr name the file, line and field; nothing
+is written), 2 usage error. `--json` prints one machine-readable object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from review import accounts, demo, importing, progress
+from review.formats import MAX_FILE_BYTES, InvalidInput, Problem, check_size
+from review.setup import prepare_database
+from storage.db import database_url, make_engine, read_session, write_session
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own usage errors: exit 2
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _max_bytes() -> int:
+    megabytes = os.environ.get("MEDREVIEW_MAX_IMPORT_MB")
+    if not megabytes:
+        return MAX_FILE_BYTES
+    try:
+        return int(float(megabytes) * 1024 * 1024)
+    except ValueError:
+        raise SystemExit(f"medreview: MEDREVIEW_MAX_IMPORT_MB must be a number, not {megabytes!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser for every command. Read-only."""
+    parser = _Parser(prog="medreview", description="Physician grading of medical LLM answers.")
+    parser.add_argument(
+        "--database-url",
+        help="database URL (default: MEDREVIEW_DATABASE_URL or sqlite:///data/medreview.db)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    init = commands.add_parser("init", help="create or upgrade the database")
+    init.add_argument("--json", action="store_true")
+
+    demo_cmd = commands.add_parser("demo", help="load the demo project and demo users")
+    demo_cmd.add_argument("--if-empty", action="store_true", help="only when the database is empty")
+    demo_cmd.add_argument("--json", action="store_true")
+
+    users_cmd = commands.add_parser("users", help="manage accounts")
+    users_sub = users_cmd.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
+    add = users_sub.add_parser("add", help="add an account")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=accounts.ROLES)
+    add.add_argument("--specialty", action="append", default=[], help="repeat for several")
+    add.add_argument("--display-name", default="")
+    add.add_argument("--email")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--no-password", action="store_true", help="no local password (OIDC or proxy sign-in)")
+    add.add_argument("--json", action="store_true")
+    users_list = users_sub.add_parser("list", help="list accounts")
+    users_list.add_argument("--json", action="store_true")
+
+    imp = commands.add_parser("import", help="import items from a file")
+    imp.add_argument("path")
+    imp.add_argument("--project", required=True)
+    imp.add_argument("--format", default="auto", choices=("auto", "healthbench", "medqa", "csv"))
+    imp.add_argument("--status", default="draft", choices=("draft", "approved"))
+    imp.add_argument("--with-reference-answers", action="store_true")
+    imp.add_argument("--on-conflict", default="error", choices=importing.ON_CONFLICT)
+    imp.add_argument("--json", action="store_true")
+
+    answers = commands.add_parser("answers", help="model answers")
+    answers_sub = answers.add_subparsers(dest="answers_command", required=True, parser_class=_Parser)
+    ans_imp = answers_sub.add_parser("import", help="import answers (JSONL: external_id, model, answer)")
+    ans_imp.add_argument("path")
+    ans_imp.add_argument("--project", required=True)
+    ans_imp.add_argument("--json", action="store_true")
+
+    stats = commands.add_parser("stats", help="counts for a project")
+    stats.add_argument("--project", required=True)
+    stats.add_argument("--json", action="store_true")
+    return parser
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, sort_keys=True, default=str))
+    else:
+        print(text)
+
+
+def _read_file(path_text: str) -> tuple[bytes, str]:
+    path = Path(path_text)
+    if not path.is_file():
+        raise InvalidInput([Problem(path_text, None, None, "no such file")])
+    check_size(path.stat().st_size, path_text, _max_bytes())
+    return path.read_bytes(), path_text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    url = args.database_url or database_url()
+    engine = make_engine(url)
+    try:
+        return _dispatch(args, engine)
+    except InvalidInput as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "errors": [str(p) for p in exc.problems]}))
+        return EXIT_INVALID
+    except accounts.AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        engine.dispose()
+
+
+def _dispatch(args: argparse.Namespace, engine: Any) -> int:
+    if args.command == "init":
+        revision = prepare_database(engine)
+        shown = engine.url.render_as_string(hide_password=True)
+        _emit(
+            args,
+            {"ok": True, "revision": revision, "database": shown},
+            f"database {shown} at revision {revision}",
+        )
+        return EXIT_OK
+
+    prepare_database(engine)
+    if args.command == "demo":
+        with write_session(engine) as session:
+            if args.if_empty and not demo.database_is_empty(session):
+                _emit(args, {"ok": True, "loaded": False}, "database not empty; demo not loaded")
+                return EXIT_OK
+            report = demo.load_demo(session)
+        payload = {"ok": True, "loaded": True, **report.as_dict()}
+        _emit(
+            args,
+            payload,
+            f"demo project {report.project!r}: {report.items_added} items added, "
+            f"{report.answers_added} answers added, users added: {', '.join(report.users_added) or 'none'}",
+        )
+        return EXIT_OK
+
+    if args.command == "users":
+        return _users(args, engine)
+
+    if args.command == "import":
+        data, name = _read_file(args.path)
+        with write_session(engine) as session:
+            report = importing.import_items(
+                session,
+                project_name=args.project,
+                data=data,
+                filename=name,
+                fmt=args.format,
+                status=args.status,
+                with_reference_answers=args.with_reference_answers,
+                on_conflict=args.on_conflict,
+                max_bytes=_max_bytes(),
+            )
+        _emit(
+            args,
+            {"ok": True, **report.as_dict()},
+            f"{name}: {report.items_added} items added, {report.items_unchanged} unchanged, "
+            f"{report.items_new_version} new versions, {report.items_skipped} skipped, "
+            f"{report.criteria_added} criteria, {report.answers_added} answers added",
+        )
+        return EXIT_OK
+
+    if args.command == "answers":
+        data, name = _read_file(args.path)
+        with write_session(engine) as session:
+            answers = importing.import_answers(
+                session, project_name=args.project, data=data, filename=name, max_bytes=_max_bytes()
+            )
+        _emit(
+            args,
+            {"ok": True, **answers.as_dict()},
+            f"{name}: {answers.answers_added} answers added, {answers.answers_unchanged} unchanged",
+        )
+        return EXIT_OK
+
+    if args.command == "stats":
+        with read_session(engine) as session:
+            stats = progress.project_stats(session, project_name=args.project)
+        lines = [f"{key}: {value}" for key, value in stats.items()]
+        _emit(args, {"ok": True, **stats}, "\n".join(lines))
+        return EXIT_OK
+    return EXIT_USAGE
+
+
+def _users(args: argparse.Namespace, engine: Any) -> int:
+    if args.users_command == "list":
+        from storage import users as user_rows
+
+        with read_session(engine) as session:
+            rows = [
+                {
+                    "username": u.username,
+                    "role": u.role,
+                    "specialties": u.specialties,
+                    "active": u.active,
+                    "kind": u.kind,
+                }
+                for u in user_rows.list_users(session=session)
+            ]
+        _emit(
+            args,
+            {"ok": True, "users": rows},
+            "\n".join(f"{r['username']}\t{r['role']}\t{', '.join(r['specialties'])}" for r in rows),
+        )
+        return EXIT_OK
+
+    if args.password_stdin and args.no_password:
+        print("error: --password-stdin and --no-password exclude each other", file=sys.stderr)
+        return EXIT_USAGE
+    password: str | None
+    if args.no_password:
+        password = None
+    elif args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("error: password: the two entries differ", file=sys.stderr)
+            return EXIT_INVALID
+    else:
+        print("error: give --password-stdin or --no-password", file=sys.stderr)
+        return EXIT_USAGE
+    with write_session(engine) as session:
+        user = accounts.create_user(
+            session,
+            username=args.username,
+            role=args.role,
+            password=password,
+            specialties=args.specialty,
+            display_name=args.display_name,
+            email=args.email,
+        )
+    _emit(
+        args,
+        {"ok": True, "username": user.username, "role": user.role, "specialties": list(user.specialties)},
+        f"added {user.username} ({user.role})",
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

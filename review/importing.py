@@ -1,0 +1,358 @@
+"""Use cases: import items (HealthBench, MedQA, CSV) and model answers into a project.
+
+The whole file is validated before anything is written; conflicts are found before anything is
+written; then rows are written in batches, each its own short transaction, so physicians
+working at the same time wait milliseconds, not seconds. Re-importing the same rows adds
+nothing, so an import cut off half-way is completed by running it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlmodel import Session
+
+from review.formats import (
+    InvalidInput,
+    ParsedItem,
+    Problem,
+    content_hash,
+    parse_answers,
+    parse_items,
+)
+from storage import audit, items, projects
+from storage.models import utcnow
+
+ON_CONFLICT = ("error", "new-version", "skip")
+STATUSES = ("draft", "in_review", "approved", "retired")
+REFERENCE_MODEL = "healthbench-ref-{slot}"
+BATCH_ITEMS = 500
+
+
+class ImportConflict(InvalidInput):
+    """Rows whose external id exists in the project with different content."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did, in counts a curator can check."""
+
+    filename: str
+    format: str
+    project: str
+    items_added: int = 0
+    items_unchanged: int = 0
+    items_new_version: int = 0
+    items_skipped: int = 0
+    criteria_added: int = 0
+    answers_added: int = 0
+    answers_unchanged: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    batch_id: int | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ensure_project(session: Session, name: str, *, actor_id: int | None = None) -> int:
+    """Return the id of the project with this name, creating it if needed. Flushes."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput([Problem("project", None, "name", "the project name is empty")])
+    project = projects.get_project_by_name(session=session, name=name)
+    if project is None:
+        project = projects.add_project(session=session, name=name, created_by=actor_id)
+        audit.add_audit_event(
+            session=session,
+            actor_id=actor_id,
+            action="create",
+            entity="project",
+            entity_id=project.id,
+            project_id=project.id,
+            detail={"name": name},
+        )
+    assert project.id is not None
+    return project.id
+
+
+def import_items(
+    session: Session,
+    *,
+    project_name: str,
+    data: bytes,
+    filename: str,
+    fmt: str = "auto",
+    status: str = "draft",
+    with_reference_answers: bool = False,
+    on_conflict: str = "error",
+    actor_id: int | None = None,
+    batch_items: int = BATCH_ITEMS,
+    max_bytes: int | None = None,
+) -> ImportReport:
+    """Validate a file and import its items into the project. Commits in batches.
+
+    Raises InvalidInput (every problem, nothing written) or ImportConflict (ids named,
+    nothing written) when on_conflict is "error".
+    """
+    started = time.perf_counter()
+    if on_conflict not in ON_CONFLICT:
+        raise ValueError(f"on_conflict must be one of {ON_CONFLICT}")
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}")
+    kwargs: dict[str, Any] = {"with_reference_answers": with_reference_answers}
+    if max_bytes is not None:
+        kwargs["max_bytes"] = max_bytes
+    parsed = parse_items(data, filename, fmt, **kwargs)
+    detected = parsed[0].source_format if parsed else fmt
+
+    project_id = ensure_project(session, project_name, actor_id=actor_id)
+    current = items.current_items_by_external_id(session=session, project_id=project_id)
+    report = ImportReport(filename=filename, format=detected, project=project_name)
+
+    unique: dict[str, ParsedItem] = {}
+    for item in parsed:
+        unique.setdefault(item.external_id, item)  # same id and hash repeated in one file
+    to_add: list[ParsedItem] = []
+    to_replace: list[tuple[ParsedItem, items.CurrentItem]] = []
+    conflicts: list[Problem] = []
+    item_id_of: dict[str, int] = {}
+    for item in unique.values():
+        existing = current.get(item.external_id)
+        if existing is None:
+            to_add.append(item)
+        elif existing.content_hash == item.content_hash:
+            report.items_unchanged += 1
+            item_id_of[item.external_id] = existing.item_id
+        elif on_conflict == "skip":
+            report.items_skipped += 1
+            report.conflicts.append(item.external_id)
+        elif on_conflict == "new-version":
+            to_replace.append((item, existing))
+            report.conflicts.append(item.external_id)
+        else:
+            conflicts.append(
+                Problem(
+                    filename,
+                    item.line,
+                    "id",
+                    f"item {item.external_id!r} already exists in project {project_name!r} with "
+                    "different content; use --on-conflict new-version or skip",
+                )
+            )
+    report.items_unchanged += len(parsed) - len(unique)
+    if conflicts:
+        session.rollback()
+        raise ImportConflict(conflicts)
+
+    batch_id = items.add_import_batch(
+        session=session,
+        project_id=project_id,
+        filename=filename,
+        format=detected,
+        sha256=hashlib.sha256(data).hexdigest(),
+        created_by=actor_id,
+    )
+    report.batch_id = batch_id
+    session.commit()
+
+    work: list[tuple[ParsedItem, items.CurrentItem | None]] = [(i, None) for i in to_add]
+    work += to_replace
+    for start in range(0, len(work), batch_items):
+        chunk = work[start : start + batch_items]
+        rows = [_item_row(item, project_id, status, batch_id, actor_id, previous) for item, previous in chunk]
+        replaced = [previous.item_id for _, previous in chunk if previous is not None]
+        items.mark_not_current(session=session, item_ids=replaced)
+        new_ids = items.add_items(session=session, rows=rows)
+        criterion_rows = []
+        for (item, previous), item_id in zip(chunk, new_ids, strict=True):
+            item_id_of[item.external_id] = item_id
+            if previous is None:
+                report.items_added += 1
+            else:
+                report.items_new_version += 1
+            criterion_rows.extend(
+                {
+                    "item_id": item_id,
+                    "position": position,
+                    "text": criterion.text,
+                    "points": criterion.points,
+                    "tags": criterion.tags,
+                    "axis": criterion.axis,
+                    "flagged": False,
+                    "generated": False,
+                    "accepted": True,
+                }
+                for position, criterion in enumerate(item.criteria)
+            )
+        report.criteria_added += items.add_criteria(session=session, rows=criterion_rows)
+        session.commit()
+
+    if with_reference_answers:
+        _import_reference_answers(session, unique.values(), item_id_of, report)
+
+    report.seconds = round(time.perf_counter() - started, 3)
+    counts = {k: v for k, v in report.as_dict().items() if k not in ("conflicts", "filename")}
+    items.set_import_counts(session=session, batch_id=batch_id, counts=counts)
+    audit.add_audit_event(
+        session=session,
+        actor_id=actor_id,
+        action="import",
+        entity="import_batch",
+        entity_id=batch_id,
+        project_id=project_id,
+        detail={"filename": filename, **counts, "conflicts": report.conflicts[:100]},
+    )
+    session.commit()
+    return report
+
+
+def _item_row(
+    item: ParsedItem,
+    project_id: int,
+    status: str,
+    batch_id: int,
+    actor_id: int | None,
+    previous: items.CurrentItem | None,
+) -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        "external_id": item.external_id,
+        "kind": item.kind,
+        "version": 1 if previous is None else previous.version + 1,
+        "is_current": True,
+        "status": status,
+        "specialties": item.specialties,
+        "dimension": item.dimension,
+        "tags": item.tags,
+        "content_hash": item.content_hash,
+        "conversation": item.conversation,
+        "question": item.question,
+        "options": item.options,
+        "answer_key": item.answer_key,
+        "explanation": item.explanation,
+        "meta_info": item.meta_info,
+        "extra": item.extra,
+        "source_format": item.source_format,
+        "previous_version_id": None if previous is None else previous.item_id,
+        "import_batch_id": batch_id,
+        "created_at": utcnow(),
+        "created_by": actor_id,
+    }
+
+
+def _import_reference_answers(
+    session: Session,
+    parsed: Any,
+    item_id_of: dict[str, int],
+    report: ImportReport,
+) -> None:
+    wanted = [
+        (item_id_of[item.external_id], slot, text)
+        for item in parsed
+        if item.external_id in item_id_of
+        for slot, text in enumerate(item.reference_answers, start=1)
+    ]
+    if not wanted:
+        return
+    names = {REFERENCE_MODEL.format(slot=slot) for _, slot, _ in wanted}
+    model_of = items.model_ids(session=session, names=names)
+    existing = items.existing_answer_keys(session=session, item_ids=sorted({item_id for item_id, _, _ in wanted}))
+    rows = []
+    for item_id, slot, text in wanted:
+        model_id = model_of[REFERENCE_MODEL.format(slot=slot)]
+        key = (item_id, model_id, content_hash(text))
+        if key in existing:
+            report.answers_unchanged += 1
+            continue
+        existing.add(key)
+        rows.append(_answer_row(item_id, model_id, text, "reference", slot))
+    for start in range(0, len(rows), 2000):
+        report.answers_added += items.add_answers(session=session, rows=rows[start : start + 2000])
+        session.commit()
+
+
+def _answer_row(item_id: int, model_id: int, text: str, source: str, slot: int | None) -> dict[str, Any]:
+    return {
+        "item_id": item_id,
+        "model_id": model_id,
+        "text": text,
+        "source": source,
+        "slot": slot,
+        "content_hash": content_hash(text),
+        "option_order": [],
+        "created_at": utcnow(),
+    }
+
+
+@dataclass
+class AnswersReport:
+    filename: str
+    project: str
+    answers_added: int = 0
+    answers_unchanged: int = 0
+    models: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def import_answers(
+    session: Session,
+    *,
+    project_name: str,
+    data: bytes,
+    filename: str,
+    actor_id: int | None = None,
+    max_bytes: int | None = None,
+) -> AnswersReport:
+    """Import model answers ({external_id, model, answer} JSONL) to the current item versions.
+
+    Validates every line (including that each external id exists in the project) before writing;
+    re-importing the same answers adds nothing. Commits.
+    """
+    kwargs: dict[str, Any] = {} if max_bytes is None else {"max_bytes": max_bytes}
+    parsed = parse_answers(data, filename, **kwargs)
+    project = projects.get_project_by_name(session=session, name=project_name)
+    if project is None or project.id is None:
+        raise InvalidInput([Problem(filename, None, None, f"there is no project named {project_name!r}")])
+    current = items.current_items_by_external_id(session=session, project_id=project.id)
+    problems = [
+        Problem(filename, a.line, "external_id", f"no item {a.external_id!r} in project {project_name!r}")
+        for a in parsed
+        if a.external_id not in current
+    ]
+    if problems:
+        raise InvalidInput(problems)
+    report = AnswersReport(filename=filename, project=project_name)
+    model_of = items.model_ids(session=session, names=[a.model for a in parsed])
+    report.models = sorted(model_of)
+    existing = items.existing_answer_keys(
+        session=session, item_ids=sorted({current[a.external_id].item_id for a in parsed})
+    )
+    rows = []
+    for answer in parsed:
+        item_id = current[answer.external_id].item_id
+        key = (item_id, model_of[answer.model], content_hash(answer.text))
+        if key in existing:
+            report.answers_unchanged += 1
+            continue
+        existing.add(key)
+        rows.append(_answer_row(item_id, model_of[answer.model], answer.text, "import", None))
+    for start in range(0, len(rows), 2000):
+        report.answers_added += items.add_answers(session=session, rows=rows[start : start + 2000])
+        session.commit()
+    audit.add_audit_event(
+        session=session,
+        actor_id=actor_id,
+        action="import_answers",
+        entity="project",
+        entity_id=project.id,
+        project_id=project.id,
+        detail={k: v for k, v in report.as_dict().items() if k != "models"},
+    )
+    session.commit()
+    return report

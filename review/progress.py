@@ -1,0 +1,61 @@
+"""Use cases for the home page and `medreview stats`: what is waiting, how far a project is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session
+
+from review.formats import InvalidInput, Problem
+from storage import items, projects, work
+
+
+@dataclass(frozen=True)
+class Waiting:
+    project_id: int
+    project: str
+    answers_to_grade: int
+    overlap: int
+
+
+def waiting_for(session: Session, *, user_id: int) -> list[Waiting]:
+    """Per project, the answers this physician could grade now. Read-only."""
+    result = []
+    for project in projects.list_projects(session=session):
+        assert project.id is not None
+        count = work.count_answers_needing_grading(
+            session=session, project_id=project.id, overlap=project.overlap, user_id=user_id
+        )
+        result.append(Waiting(project.id, project.name, count, project.overlap))
+    return result
+
+
+def drafts_of(session: Session, *, user_id: int) -> int:
+    """How many gradings this physician has started and not submitted. Read-only."""
+    return work.count_drafts(session=session, user_id=user_id)
+
+
+def project_progress(session: Session, *, project_id: int) -> dict[str, Any]:
+    """Counts for one project plus how many answers are fully graded. Read-only."""
+    project = projects.get_project(session=session, project_id=project_id)
+    if project is None:
+        raise LookupError(f"no project with id {project_id}")
+    counts = items.project_counts(session=session, project_id=project_id)
+    counts["project"] = project.name
+    counts["overlap"] = project.overlap
+    counts["answers_fully_graded"] = work.count_fully_graded_answers(
+        session=session, project_id=project_id, overlap=project.overlap
+    )
+    counts["answers_needing_grading"] = work.count_answers_needing_grading(
+        session=session, project_id=project_id, overlap=project.overlap
+    )
+    return counts
+
+
+def project_stats(session: Session, *, project_name: str) -> dict[str, Any]:
+    """The `medreview stats` figures for a project by name; InvalidInput if it does not exist."""
+    project = projects.get_project_by_name(session=session, name=project_name)
+    if project is None or project.id is None:
+        raise InvalidInput([Problem("--project", None, None, f"there is no project named {project_name!r}")])
+    return project_progress(session, project_id=project.id)

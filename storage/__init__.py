@@ -1,0 +1,1 @@
+"""The database behind medreview: tables, the engine factory, repository functions, migrations."""

@@ -1,0 +1,91 @@
+"""Shared fixtures: a fresh SQLite file per test, a seeded demo project, signed-in AppTests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from streamlit.testing.v1 import AppTest
+
+from review.demo import DEMO_PASSWORD, DEMO_PROJECT, load_demo
+from review.setup import prepare_database
+from storage.db import make_engine, write_session
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite file for this test, also exported as MEDREVIEW_DATABASE_URL."""
+    url = f"sqlite:///{tmp_path / 'medreview.db'}"
+    monkeypatch.setenv("MEDREVIEW_DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated engine on the test's fresh database."""
+    engine = make_engine(database_url)
+    prepare_database(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def seeded_project(engine: Engine) -> str:
+    """The demo project and demo users loaded into the test's database; returns the project name."""
+    with write_session(engine) as session:
+        load_demo(session)
+    return DEMO_PROJECT
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared public data folder (HealthBench and MedQA rows)."""
+    assert SHARED_DATA.is_dir(), f"shared data not found at {SHARED_DATA}"
+    return SHARED_DATA
+
+
+class AppActions:
+    """Drives the app through AppTest as a given demo user (like flaskr's AuthActions)."""
+
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+
+    def new(self) -> AppTest:
+        return AppTest.from_file(APP, default_timeout=60)
+
+    def sign_in(self, username: str, password: str = DEMO_PASSWORD) -> AppTest:
+        at = self.new().run()
+        at.text_input(key="sign_in_username").set_value(username)
+        at.text_input(key="sign_in_password").set_value(password)
+        at.button(key="FormSubmitter:sign_in_form-Sign in").click().run()
+        return at
+
+
+@pytest.fixture
+def app(database_url: str, engine: Engine) -> AppActions:
+    """AppTest helper bound to the test's fresh, migrated database."""
+    return AppActions(database_url)
+
+
+@pytest.fixture
+def as_physician(app: AppActions, seeded_project: str) -> AppTest:
+    """AppTest signed in as the demo physician dr.okafor."""
+    return app.sign_in("dr.okafor")
+
+
+@pytest.fixture
+def as_curator(app: AppActions, seeded_project: str) -> AppTest:
+    """AppTest signed in as the demo curator."""
+    return app.sign_in("curator")
+
+
+@pytest.fixture
+def as_admin(app: AppActions, seeded_project: str) -> AppTest:
+    """AppTest signed in as the demo admin."""
+    return app.sign_in("admin")

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev chromium lint typecheck bench
+.PHONY: run test install install-dev chromium postgres lint typecheck bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +29,16 @@ run: install
 chromium:
 	@scripts/ensure-chromium
 
+postgres:
+	@scripts/ensure-postgres
+
 lint: install-dev
 	$(BIN)/ruff check .
 
 typecheck: install-dev
 	$(BIN)/mypy review storage
 
-test: install-dev chromium
+test: install-dev chromium postgres
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -34,9 +34,11 @@ def _max_bytes() -> int:
     if not megabytes:
         return MAX_FILE_BYTES
     try:
-        return int(float(megabytes) * 1024 * 1024)
+        return round(float(megabytes) * 1024 * 1024)
     except ValueError:
-        raise SystemExit(f"medreview: MEDREVIEW_MAX_IMPORT_MB must be a number, not {megabytes!r}") from None
+        raise InvalidInput(
+            [Problem("MEDREVIEW_MAX_IMPORT_MB", None, None, f"must be a number of MiB, not {megabytes!r}")]
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "users_command", None) == "add" and args.password_stdin and args.no_password:
+        print("error: --password-stdin and --no-password exclude each other", file=sys.stderr)
+        return EXIT_USAGE
     url = args.database_url or database_url()
     engine = make_engine(url)
     try:
@@ -122,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except accounts.AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "errors": [str(exc)]}))
         return EXIT_INVALID
     finally:
         engine.dispose()
@@ -224,9 +231,6 @@ def _users(args: argparse.Namespace, engine: Any) -> int:
         )
         return EXIT_OK
 
-    if args.password_stdin and args.no_password:
-        print("error: --password-stdin and --no-password exclude each other", file=sys.stderr)
-        return EXIT_USAGE
     password: str | None
     if args.no_password:
         password = None

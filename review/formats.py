@@ -102,6 +102,16 @@ class ParsedItem:
     extra: dict[str, Any] = field(default_factory=dict)
     reference_answers: list[str] = field(default_factory=list)
     content_hash: str = ""
+    extra_flags: frozenset[str] = frozenset()
+
+    @property
+    def id_field(self) -> str:
+        """The name of the field that carries the external id in this item's source format."""
+        if self.source_format == "healthbench":
+            return "prompt_id"
+        if self.source_format == "medqa":
+            return "id" if "id_from_question" not in self.extra_flags else "question"
+        return "external_id"
 
     def compute_hash(self) -> str:
         """Set and return the sha256 of the item's content (not its status or project)."""
@@ -183,11 +193,15 @@ def check_size(size: int, filename: str, limit: int = MAX_FILE_BYTES) -> None:
                     filename,
                     None,
                     None,
-                    f"file is {size / 1048576:.1f} MiB; the import limit is "
-                    f"{limit / 1048576:.0f} MiB (split the file or raise MEDREVIEW_MAX_IMPORT_MB)",
+                    f"file is {_mib(size)} MiB; the import limit is "
+                    f"{_mib(limit)} MiB (split the file or raise MEDREVIEW_MAX_IMPORT_MB)",
                 )
             ]
         )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1048576:.3g}"
 
 
 def decode_text(data: bytes, filename: str, *, allow_bom: bool = False) -> str:
@@ -222,14 +236,26 @@ def read_json_lines(data: bytes, filename: str) -> Iterator[tuple[int, Any]]:
     Rejects a BOM, NUL bytes, invalid UTF-8, invalid JSON, duplicate keys, NaN and Infinity,
     nesting deeper than MAX_DEPTH, lone surrogates and strings longer than MAX_FIELD_CHARS.
     """
-    text = decode_text(data, filename)
     problems = _Collector(filename)
+    rows = _json_rows(data, filename, problems)
+    problems.raise_if_any()
+    yield from rows
+
+
+def _json_rows(data: bytes, filename: str, problems: _Collector) -> list[tuple[int, Any]]:
+    """Parse each non-blank line, adding what is wrong with it to `problems`; return the sound lines.
+
+    Raises InvalidInput only when the bytes cannot be decoded at all, so a caller can go on to
+    check the fields of the sound lines and report every problem of the file at once.
+    """
+    text = decode_text(data, filename)
     rows: list[tuple[int, Any]] = []
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            value = json.loads(line, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+            # NaN and Infinity become floats here so that _check_value reports them with their field
+            value = json.loads(line, object_pairs_hook=_no_duplicates, parse_constant=float)
         except _DuplicateKey as exc:
             problems.add(number, str(exc), "the key appears twice in one object")
             continue
@@ -242,13 +268,14 @@ def read_json_lines(data: bytes, filename: str) -> Iterator[tuple[int, Any]]:
         except ValueError as exc:
             problems.add(number, None, f"invalid JSON: {exc}")
             continue
-        for path, message in _check_value(value):
+        found = list(_check_value(value))
+        for path, message in found:
             problems.add(number, path, message)
-        rows.append((number, value))
+        if not found:
+            rows.append((number, value))
     if not rows and not problems.problems:
-        problems.add(None, None, "the file has no rows")
-    problems.raise_if_any()
-    yield from rows
+        problems.add(1, None, "the file has no rows")
+    return rows
 
 
 def _check_value(value: Any) -> Iterator[tuple[str | None, str]]:
@@ -531,6 +558,7 @@ def parse_medqa_row(row: Any, line: int, problems: _Collector) -> ParsedItem | N
     item = ParsedItem(
         line=line,
         external_id=str(row_id) if row_id is not None else medqa_external_id(question),
+        extra_flags=frozenset() if row_id is not None else frozenset({"id_from_question"}),
         kind="mcq",
         source_format="medqa",
         question=question,
@@ -624,7 +652,7 @@ def parse_csv(data: bytes, filename: str) -> list[ParsedItem]:
     except csv.Error as exc:
         problems.add(reader.line_num, None, f"unreadable CSV: {exc}")
     if not groups and not problems.problems:
-        problems.add(None, None, "the file has no rows")
+        problems.add(1, None, "the file has no rows")
 
     items: list[ParsedItem] = []
     for external_id, group in groups.items():
@@ -672,7 +700,11 @@ def _csv_open_item(
         except (ValueError, RecursionError) as exc:
             problems.add(first_line, "conversation", f"invalid JSON: {exc}")
         else:
-            conversation = _conversation(value, "conversation", first_line, problems)
+            unsound = list(_check_value(value))  # lone surrogates would crash hashing and storing
+            for path, message in unsound:
+                problems.add(first_line, "conversation" + (path or ""), message)
+            if not unsound:
+                conversation = _conversation(value, "conversation", first_line, problems)
     elif prompt:
         conversation = [{"role": "user", "content": first["prompt"]}]
     else:
@@ -769,6 +801,8 @@ def detect_format(data: bytes, filename: str) -> str:
             return "healthbench"
         if "question" in row or "options" in row:
             return "medqa"
+    if row is None:
+        list(read_json_lines(data, filename))  # raises with the real problem (BOM, invalid JSON, ...)
     raise InvalidInput(
         [
             Problem(
@@ -801,7 +835,7 @@ def parse_items(
     else:
         problems = _Collector(filename)
         items = []
-        for line, row in read_json_lines(data, filename):
+        for line, row in _json_rows(data, filename, problems):
             if fmt == "healthbench":
                 item = parse_healthbench_row(row, line, problems, with_reference_answers=with_reference_answers)
             else:
@@ -809,6 +843,7 @@ def parse_items(
             if item is not None:
                 items.append(item)
         problems.raise_if_any()
+    _check_lengths(items, filename)
     _check_repeats(items, filename)
     return items
 
@@ -823,9 +858,30 @@ def _check_repeats(items: list[ParsedItem], filename: str) -> None:
         elif earlier.content_hash != item.content_hash:
             problems.add(
                 item.line,
-                "id",
+                item.id_field,
                 f"item {item.external_id!r} repeats line {earlier.line} with different content",
             )
+    problems.raise_if_any()
+
+
+MAX_ID_CHARS = 200
+MAX_META_CHARS = 200
+MAX_AXIS_CHARS = 60
+
+
+def _check_lengths(items: list[ParsedItem], filename: str) -> None:
+    """Refuse values longer than their database columns, before anything is written."""
+    problems = _Collector(filename)
+    for item in items:
+        if len(item.external_id) > MAX_ID_CHARS:
+            problems.add(item.line, item.id_field, f"ids are at most {MAX_ID_CHARS} characters")
+        if item.meta_info is not None and len(item.meta_info) > MAX_META_CHARS:
+            problems.add(item.line, "meta_info", f"at most {MAX_META_CHARS} characters")
+        for index, criterion in enumerate(item.criteria):
+            if criterion.axis is not None and len(criterion.axis) > MAX_AXIS_CHARS:
+                problems.add(
+                    item.line, f"rubrics[{index}].tags", f"an axis: tag is at most {MAX_AXIS_CHARS} characters"
+                )
     problems.raise_if_any()
 
 
@@ -845,7 +901,7 @@ def parse_answers(data: bytes, filename: str, *, max_bytes: int = MAX_FILE_BYTES
     check_size(len(data), filename, max_bytes)
     problems = _Collector(filename)
     answers: list[ParsedAnswer] = []
-    for line, row in read_json_lines(data, filename):
+    for line, row in _json_rows(data, filename, problems):
         if not isinstance(row, dict):
             problems.add(line, None, f"each line must be a JSON object, not {_type_name(row)}")
             continue

@@ -138,7 +138,7 @@ def import_items(
                 Problem(
                     filename,
                     item.line,
-                    "id",
+                    item.id_field,
                     f"item {item.external_id!r} already exists in project {project_name!r} with "
                     "different content; use --on-conflict new-version or skip",
                 )

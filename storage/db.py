@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,10 @@ BUSY_TIMEOUT_MS = 30_000
 _WRITE = "medreview_write"
 
 
-def database_url(env: dict[str, str] | None = None) -> str:
+def database_url(env: Mapping[str, str] | None = None) -> str:
     """Return the database URL from MEDREVIEW_DATABASE_URL, or the default SQLite file. Read-only."""
-    env = os.environ if env is None else env
-    return env.get("MEDREVIEW_DATABASE_URL") or DEFAULT_DATABASE_URL
+    source: Mapping[str, str] = os.environ if env is None else env
+    return source.get("MEDREVIEW_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
 def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:

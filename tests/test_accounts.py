@@ -1,0 +1,180 @@
+"""Accounts: argon2 passwords, sign-in, roles, external identities, nothing secret stored or logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from sqlmodel import select
+
+from review import accounts
+from review.access import may_import, may_open, screens_for
+from storage.db import read_session, write_session
+from storage.models import AuditEvent, User
+
+PASSWORD = "correct horse battery"
+
+
+def _add(engine, username="dr.a", role="annotator", password=PASSWORD, **kw):
+    with write_session(engine) as session:
+        return accounts.create_user(session, username=username, role=role, password=password, **kw)
+
+
+def test_password_is_stored_as_argon2_hash_only(engine):
+    """Test that a new account stores an argon2id hash, never the password."""
+    _add(engine, specialties=["Cardiology", " "])
+    with read_session(engine) as session:
+        user = session.exec(select(User).where(User.username == "dr.a")).one()
+        events = session.exec(select(AuditEvent)).all()
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+    assert user.specialties == ["Cardiology"]
+    assert all(PASSWORD not in json.dumps(e.detail) for e in events)
+    assert all("$argon2" not in json.dumps(e.detail) for e in events)
+
+
+def test_authenticate_accepts_right_and_refuses_wrong(engine):
+    """Test that sign-in works with the right password and fails alike for wrong password or user."""
+    _add(engine)
+    with write_session(engine) as session:
+        good = accounts.authenticate(session, username="DR.A", password=PASSWORD)
+        wrong = accounts.authenticate(session, username="dr.a", password="nope nope nope")
+        unknown = accounts.authenticate(session, username="nobody", password=PASSWORD)
+    assert good is not None and good.username == "dr.a" and good.role == "annotator"
+    assert wrong is None and unknown is None
+    with read_session(engine) as session:
+        assert session.exec(select(User).where(User.username == "dr.a")).one().last_sign_in_at is not None
+
+
+def test_inactive_or_rater_accounts_cannot_sign_in(engine):
+    """Test that deactivated accounts and imported raters cannot sign in."""
+    admin = _add(engine, username="boss", role="admin")
+    target = _add(engine)
+    with write_session(engine) as session:
+        accounts.update_account(session, user_id=target.user_id, actor_id=admin.user_id, active=False)
+    with write_session(engine) as session:
+        assert accounts.authenticate(session, username="dr.a", password=PASSWORD) is None
+        session.add(User(username="physician-7", kind="imported", can_sign_in=False))
+    with write_session(engine) as session:
+        assert accounts.authenticate(session, username="physician-7", password="") is None
+
+
+@pytest.mark.parametrize(
+    ("username", "role", "password", "field"),
+    [
+        ("a", "annotator", PASSWORD, "username"),
+        ("has space", "annotator", PASSWORD, "username"),
+        ("dr.b", "superuser", PASSWORD, "role"),
+        ("dr.b", "annotator", "short", "password"),
+        ("dr.b", "annotator", " padded password ", "password"),
+    ],
+)
+def test_bad_account_requests_name_the_field(engine, username, role, password, field):
+    """Test that an invalid account request is refused with a message naming the field."""
+    with pytest.raises(accounts.AccountError, match=f"^{field}:"):
+        _add(engine, username=username, role=role, password=password)
+    with read_session(engine) as session:
+        assert session.exec(select(User)).all() == []
+
+
+def test_duplicate_username_is_refused_case_insensitively(engine):
+    """Test that usernames are unique regardless of case."""
+    _add(engine)
+    with pytest.raises(accounts.AccountError, match="taken"):
+        _add(engine, username="Dr.A")
+
+
+def test_first_admin_only_once(engine):
+    """Test that the first-admin path works on an empty database and is refused afterwards."""
+    with read_session(engine) as session:
+        assert accounts.needs_first_admin(session)
+    with write_session(engine) as session:
+        admin = accounts.create_first_admin(session, username="root", password=PASSWORD)
+    assert admin.role == "admin"
+    with write_session(engine) as session:
+        assert not accounts.needs_first_admin(session)
+        with pytest.raises(accounts.AccountError):
+            accounts.create_first_admin(session, username="root2", password=PASSWORD)
+
+
+def test_last_admin_cannot_be_demoted_or_deactivated(engine):
+    """Test that the only administrator cannot remove their own admin rights."""
+    admin = _add(engine, username="boss", role="admin")
+    with write_session(engine) as session:
+        with pytest.raises(accounts.AccountError, match="last administrator"):
+            accounts.update_account(session, user_id=admin.user_id, actor_id=admin.user_id, role="curator")
+        with pytest.raises(accounts.AccountError, match="last administrator"):
+            accounts.update_account(session, user_id=admin.user_id, actor_id=admin.user_id, active=False)
+
+
+def test_password_change_is_audited_without_the_password(engine):
+    """Test that changing a password records that it changed, not what it is."""
+    admin = _add(engine, username="boss", role="admin")
+    user = _add(engine)
+    with write_session(engine) as session:
+        accounts.update_account(
+            session, user_id=user.user_id, actor_id=admin.user_id, new_password="another password", role="curator"
+        )
+    with write_session(engine) as session:
+        assert accounts.authenticate(session, username="dr.a", password="another password").role == "curator"
+        event = session.exec(select(AuditEvent).where(AuditEvent.action == "update")).one()
+    assert event.detail == {"role": "curator", "password": "changed"}
+
+
+def test_passwords_never_reach_the_logs(engine, caplog):
+    """Test that nothing logged during account work contains the password."""
+    caplog.set_level(logging.DEBUG)
+    _add(engine)
+    with write_session(engine) as session:
+        accounts.authenticate(session, username="dr.a", password=PASSWORD)
+    assert PASSWORD not in caplog.text
+
+
+def test_auth_settings_from_secrets():
+    """Test that the [medreview.auth] table of secrets.toml is read and checked."""
+    assert accounts.auth_settings(None) == accounts.AuthSettings()
+    settings = accounts.auth_settings(
+        {"medreview": {"auth": {"mode": "header", "header": "X-Remote-User", "auto_create": True}}}
+    )
+    assert settings.mode == "header" and settings.header == "X-Remote-User" and settings.auto_create
+    assert settings.allow_local is False
+    with pytest.raises(accounts.AccountError, match="mode"):
+        accounts.auth_settings({"medreview": {"auth": {"mode": "magic"}}})
+    with pytest.raises(accounts.AccountError, match="role"):
+        accounts.auth_settings({"medreview": {"auth": {"default_role": "root"}}})
+
+
+def test_header_username_only_in_header_mode():
+    """Test that the proxy header is read case-insensitively and only in header mode."""
+    header_mode = accounts.AuthSettings(mode="header", header="X-Forwarded-User")
+    assert accounts.header_username({"x-forwarded-user": " dr.a "}, header_mode) == "dr.a"
+    assert accounts.header_username({"x-forwarded-user": "dr.a"}, accounts.AuthSettings()) is None
+    assert accounts.header_username({"x-forwarded-user": "  "}, header_mode) is None
+    assert accounts.header_username({}, header_mode) is None
+
+
+def test_external_identity_maps_to_existing_or_created_account(engine):
+    """Test that OIDC/proxy identities sign in existing accounts and create new ones only when allowed."""
+    _add(engine, email="a@hospital.org")
+    strict = accounts.AuthSettings(mode="oidc")
+    lenient = accounts.AuthSettings(mode="oidc", auto_create=True, default_role="annotator")
+    with write_session(engine) as session:
+        by_email = accounts.sign_in_external(session, username=None, email="A@hospital.org", settings=strict)
+        unknown = accounts.sign_in_external(session, username=None, email="z@hospital.org", settings=strict)
+        created = accounts.sign_in_external(session, username=None, email="new.doc@hospital.org", settings=lenient)
+    assert by_email is not None and by_email.username == "dr.a"
+    assert unknown is None
+    assert created is not None and created.username == "new.doc" and created.role == "annotator"
+    with read_session(engine) as session:
+        row = session.exec(select(User).where(User.username == "new.doc")).one()
+    assert row.password_hash is None and row.email == "new.doc@hospital.org"
+
+
+def test_screens_by_role():
+    """Test that only admins get the admin screen and only curators and admins may import."""
+    assert screens_for("annotator") == ["home", "items"]
+    assert screens_for("curator") == ["home", "items"]
+    assert screens_for("admin") == ["home", "items", "admin"]
+    assert not may_open("curator", "admin") and may_open("admin", "admin")
+    assert not may_import("annotator") and may_import("curator") and may_import("admin")

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import page_setup, reading, writing
+from pages.common import flash, page_setup, reading, writing
 from review import accounts, administration
 from storage.projects import list_projects
 from storage.users import list_specialties
@@ -54,7 +54,7 @@ with people_tab:
         except accounts.AccountError as exc:
             st.error(str(exc))
         else:
-            st.success(f"Added {created.username} as {created.role}.")
+            flash(f"Added {created.username} as {created.role}.")
             st.rerun()
 
     st.subheader("Change a person")
@@ -67,19 +67,23 @@ with people_tab:
     )
     if target is not None:
         current = by_id[target]
+        # Keys name the person: a keyed widget keeps its value when its default changes, so one set
+        # of keys would carry the previous person's role and specialties into this person's form.
         with st.form("admin_edit_user_form"):
             new_role = st.selectbox(
-                "Role", accounts.ROLES, index=accounts.ROLES.index(current.role), key="admin_edit_role"
+                "Role", accounts.ROLES, index=accounts.ROLES.index(current.role), key=f"admin_edit_role_{target}"
             )
             current_specialties = [s for s in current.specialties.split(", ") if s]
             new_specialties = st.multiselect(
                 "Specialties",
                 sorted(set(specialties) | set(current_specialties)),
                 default=current_specialties,
-                key="admin_edit_specialties",
+                key=f"admin_edit_specialties_{target}",
             )
-            active = st.checkbox("Active (can sign in)", value=current.active, key="admin_edit_active")
-            new_password = st.text_input("New password (optional)", type="password", key="admin_edit_password")
+            active = st.checkbox("Active (can sign in)", value=current.active, key=f"admin_edit_active_{target}")
+            new_password = st.text_input(
+                "New password (optional)", type="password", key=f"admin_edit_password_{target}"
+            )
             save = st.form_submit_button("Save changes")
         if save:
             try:
@@ -96,7 +100,7 @@ with people_tab:
             except accounts.AccountError as exc:
                 st.error(str(exc))
             else:
-                st.success(f"Saved {current.username}.")
+                flash(f"Saved {current.username}.")
                 st.rerun()
 
 with projects_tab:
@@ -121,15 +125,15 @@ with projects_tab:
     options = {"new": "New project", **{p.id: p.name for p in project_list}}
     selected = st.selectbox("Project", list(options), format_func=options.get, key="admin_project")
     existing = next((p for p in project_list if p.id == selected), None)
-    with st.form("admin_project_form"):
-        name = st.text_input("Name", value=existing.name if existing else "", key="admin_project_name")
+    with st.form("admin_project_form"):  # keys name the project, as for people above
+        name = st.text_input("Name", value=existing.name if existing else "", key=f"admin_project_name_{selected}")
         description = st.text_area(
-            "Description", value=existing.description if existing else "", key="admin_project_description"
+            "Description", value=existing.description if existing else "", key=f"admin_project_description_{selected}"
         )
         guidelines = st.text_area(
             "Grading guidelines",
             value=existing.guidelines if existing else "",
-            key="admin_project_guidelines",
+            key=f"admin_project_guidelines_{selected}",
         )
         left, middle, right = st.columns(3)
         overlap = left.number_input(
@@ -137,24 +141,28 @@ with projects_tab:
             1,
             20,
             existing.overlap if existing else 2,
-            key="admin_project_overlap",
+            key=f"admin_project_overlap_{selected}",
         )
         lease = middle.number_input(
-            "Lease (minutes)", 1, 1440, existing.lease_minutes if existing else 30, key="admin_project_lease"
+            "Lease (minutes)",
+            1,
+            1440,
+            existing.lease_minutes if existing else 30,
+            key=f"admin_project_lease_{selected}",
         )
         policy = right.selectbox(
             "Gold policy",
             administration.GOLD_POLICIES,
             index=administration.GOLD_POLICIES.index(existing.gold_policy) if existing else 0,
-            key="admin_project_policy",
+            key=f"admin_project_policy_{selected}",
         )
         unsure = left.checkbox(
-            "Allow 'unsure'", value=existing.allow_unsure if existing else False, key="admin_project_unsure"
+            "Allow 'unsure'", value=existing.allow_unsure if existing else False, key=f"admin_project_unsure_{selected}"
         )
         routing = middle.checkbox(
             "Route by specialty",
             value=existing.specialty_routing if existing else True,
-            key="admin_project_routing",
+            key=f"admin_project_routing_{selected}",
         )
         saved = st.form_submit_button("Save project")
     if saved:
@@ -179,5 +187,5 @@ with projects_tab:
         except accounts.AccountError as exc:
             st.error(str(exc))
         else:
-            st.success(f"Saved project {name.strip()}.")
+            flash(f"Saved project {name.strip()}.")
             st.rerun()

@@ -18,6 +18,7 @@ from storage.db import database_url, make_engine, read_session, write_session
 from storage.users import get_user
 
 USER_KEY = "signed_in_user_id"
+FLASH_KEY = "flash_message"
 
 
 @st.cache_resource(show_spinner=False)
@@ -70,6 +71,11 @@ def sign_out() -> None:
         del st.session_state[key]
 
 
+def flash(message: str) -> None:
+    """Show a confirmation on the next run (use before st.rerun, which would drop st.success)."""
+    st.session_state[FLASH_KEY] = message
+
+
 def page_setup(screen: str) -> accounts.SignedIn:
     """Guard the page for the signed-in user's role and draw the sidebar; returns the user."""
     user = current_user()
@@ -90,4 +96,7 @@ def page_setup(screen: str) -> accounts.SignedIn:
             if getattr(st.user, "is_logged_in", False):
                 st.logout()
             st.rerun()
+    message = st.session_state.pop(FLASH_KEY, None)
+    if message:
+        st.success(message)
     return user

@@ -113,7 +113,7 @@ if rows:
     chosen = st.selectbox("Open an item", list(labels), format_func=labels.get, index=None, key="items_view")
     if chosen is not None:
         with reading() as session:
-            view = catalog.item_view(session, item_id=chosen, blinded=user.role == "annotator")
+            view = catalog.item_view(session, item_id=chosen, blinded=user.role == "annotator", viewer_id=user.user_id)
         if view is None:
             st.error("That item no longer exists.")
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,8 +103,14 @@ class ItemView:
     answers: list[AnswerView] = field(default_factory=list)
 
 
-def item_view(session: Session, *, item_id: int, blinded: bool) -> ItemView | None:
-    """Everything shown about one item version; model names hidden when blinded. Read-only."""
+def blinded_order(answer_ids: list[int], viewer_id: int) -> list[int]:
+    """A per-viewer order of answers, so that a position never stands for a model. Read-only."""
+    return sorted(answer_ids, key=lambda answer_id: hashlib.sha256(f"{viewer_id}:{answer_id}".encode()).digest())
+
+
+def item_view(session: Session, *, item_id: int, blinded: bool, viewer_id: int = 0) -> ItemView | None:
+    """Everything shown about one item version; when blinded, model names are hidden and answers are
+    in an order of this viewer's own. Read-only."""
     item = items.get_item(session=session, item_id=item_id)
     if item is None or item.id is None:
         return None
@@ -120,6 +127,10 @@ def item_view(session: Session, *, item_id: int, blinded: bool) -> ItemView | No
         }
         for c in items.list_criteria(session=session, item_id=item.id)
     ]
+    rows = items.list_answers(session=session, item_id=item.id)
+    if blinded:
+        position = {a: i for i, a in enumerate(blinded_order([a.id or 0 for a, _ in rows], viewer_id))}
+        rows.sort(key=lambda row: position[row[0].id or 0])
     answers = [
         AnswerView(
             answer_id=answer.id or 0,
@@ -127,7 +138,7 @@ def item_view(session: Session, *, item_id: int, blinded: bool) -> ItemView | No
             text=answer.text,
             source=answer.source,
         )
-        for index, (answer, model_name) in enumerate(items.list_answers(session=session, item_id=item.id), 1)
+        for index, (answer, model_name) in enumerate(rows, 1)
     ]
     return ItemView(
         item_id=item.id,

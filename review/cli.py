@@ -151,13 +151,13 @@ def _dispatch(args: argparse.Namespace, engine: Any) -> int:
             if args.if_empty and not demo.database_is_empty(session):
                 _emit(args, {"ok": True, "loaded": False}, "database not empty; demo not loaded")
                 return EXIT_OK
-            report = demo.load_demo(session)
-        payload = {"ok": True, "loaded": True, **report.as_dict()}
+            loaded = demo.load_demo(session)
+        payload = {"ok": True, "loaded": True, **loaded.as_dict()}
         _emit(
             args,
             payload,
-            f"demo project {report.project!r}: {report.items_added} items added, "
-            f"{report.answers_added} answers added, users added: {', '.join(report.users_added) or 'none'}",
+            f"demo project {loaded.project!r}: {loaded.items_added} items added, "
+            f"{loaded.answers_added} answers added, users added: {', '.join(loaded.users_added) or 'none'}",
         )
         return EXIT_OK
 
@@ -214,7 +214,7 @@ def _users(args: argparse.Namespace, engine: Any) -> int:
         from storage import users as user_rows
 
         with read_session(engine) as session:
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "username": u.username,
                     "role": u.role,

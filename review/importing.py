@@ -8,10 +8,13 @@ nothing, so an import cut off half-way is completed by running it again.
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlmodel import Session
 
@@ -30,6 +33,31 @@ ON_CONFLICT = ("error", "new-version", "skip")
 STATUSES = ("draft", "in_review", "approved", "retired")
 REFERENCE_MODEL = "healthbench-ref-{slot}"
 BATCH_ITEMS = 500
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _without_cyclic_gc(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Pause Python's cyclic garbage collector while the function runs.
+
+    An import builds hundreds of thousands of dicts and lists that all stay alive until it ends;
+    the collector would walk them again and again (a third of the time of a 5,000-item import)
+    without finding anything to free. Reference counting still frees everything as usual.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return wrapper
 
 
 class ImportConflict(InvalidInput):
@@ -79,6 +107,7 @@ def ensure_project(session: Session, name: str, *, actor_id: int | None = None) 
     return project.id
 
 
+@_without_cyclic_gc
 def import_items(
     session: Session,
     *,
@@ -300,6 +329,7 @@ class AnswersReport:
         return asdict(self)
 
 
+@_without_cyclic_gc
 def import_answers(
     session: Session,
     *,

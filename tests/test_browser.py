@@ -1,0 +1,166 @@
+"""Browser: the real app served by `streamlit run`, driven in Debian's Chromium through Playwright.
+
+The server listens on 127.0.0.1 only, on a free port, with the demo loaded into the test's own
+SQLite file. Playwright never downloads a browser here: it launches /usr/bin/chromium (which
+`make test` installs through scripts/ensure-chromium).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from review.demo import DEMO_PASSWORD
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_S = 90  # the first start imports pandas, altair and SQLAlchemy; the machine may be busy
+TIMEOUT_MS = 30_000  # for each expectation: a script run can take seconds on a busy machine
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200 and response.read().strip() == b"ok"
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture
+def app_url(database_url: str, seeded_project: str, tmp_path: Path) -> Iterator[str]:
+    """`streamlit run app.py` on 127.0.0.1 and a free port, serving the test's demo database."""
+    port = _free_port()
+    log_path = tmp_path / "streamlit.log"
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    env = {**os.environ, "MEDREVIEW_DATABASE_URL": database_url}
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        health = f"http://127.0.0.1:{port}/_stcore/health"
+        deadline = time.monotonic() + SERVER_START_S
+        while not _healthy(health):
+            try:
+                code = server.wait(timeout=0.25)  # the pause between polls; returns if the server died
+            except subprocess.TimeoutExpired:
+                code = None
+            if code is not None:
+                pytest.fail(f"streamlit exited with {code} before it was healthy:\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit was not healthy after {SERVER_START_S} s:\n{log_path.read_text()[-3000:]}")
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, in a fresh temporary profile; never a downloaded browser."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/ensure-chromium, run by make test)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A new browser tab with its own cookies and storage."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(TIMEOUT_MS)
+        yield tab
+    finally:
+        context.close()
+
+
+def _settled(page: Page) -> None:
+    """Wait until Streamlit has finished the script run, and check that it showed no exception.
+
+    The app root carries the run state (data-test-script-state); the status widget shows while a
+    run has lasted more than half a second. Called after the page shows what the run was for, so
+    the run being waited for has started.
+    """
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+@pytest.mark.browser
+def test_physician_signs_in_sees_items_and_signs_out(page: Page, app_url: str) -> None:
+    """Test that a physician signs in in a real browser, sees their work and the demo items, and signs out."""
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="Sign in to medreview")).to_be_visible(timeout=TIMEOUT_MS)
+    _settled(page)
+
+    page.get_by_role("textbox", name="Username", exact=True).fill("dr.okafor")
+    page.get_by_role("textbox", name="Password", exact=True).fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="Welcome, Dr. Chidi Okafor")).to_be_visible(timeout=TIMEOUT_MS)
+    waiting = page.get_by_test_id("stMetric").filter(has_text="Answers you can grade")
+    expect(waiting.get_by_test_id("stMetricValue")).to_have_text("24", timeout=TIMEOUT_MS)
+    _settled(page)
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Items").click()
+    expect(page.get_by_role("heading", name="Items", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    project = page.get_by_role("combobox", name="Project", exact=True)
+    expect(project).to_have_value("Demo clinic", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("stCaptionContainer").filter(has_text="13 items match")).to_be_visible(
+        timeout=TIMEOUT_MS
+    )
+    _settled(page)
+
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to medreview")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Welcome, Dr. Chidi Okafor")).to_have_count(0)
+    _settled(page)

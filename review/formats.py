@@ -31,6 +31,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_FIELD_CHARS = 128 * 1024
 MAX_DEPTH = 32
@@ -75,10 +77,10 @@ class ParsedCriterion:
     text: str
     points: int
     tags: list[str]
+    axis: str | None = field(init=False)
 
-    @property
-    def axis(self) -> str | None:
-        return tag_value(self.tags, "axis")
+    def __post_init__(self) -> None:
+        self.axis = tag_value(self.tags, "axis")
 
 
 @dataclass
@@ -134,13 +136,9 @@ class ParsedItem:
         return self.content_hash
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
 def content_hash(value: Any) -> str:
     """Return the sha256 hex digest of a value's canonical JSON. Read-only."""
-    canonical = _CANONICAL.encode(value)  # json.dumps(value, sort_keys=True, ...) without a new encoder per call
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def tag_value(tags: Iterable[str], prefix: str) -> str | None:

@@ -40,6 +40,7 @@ typecheck: install-dev
 
 test: install-dev chromium postgres
 	$(BIN)/ruff check .
+	$(BIN)/mypy review storage
 	$(BIN)/python -m pytest
 
 bench: install-dev

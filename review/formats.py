@@ -472,11 +472,11 @@ def parse_healthbench_row(
         return None
     before = len(problems.problems)
     external_id = _require_str(row, "prompt_id", line, problems)
-    conversation = (
-        _conversation(row["prompt"], "prompt", line, problems)
-        if "prompt" in row
-        else problems.add(line, "prompt", "is missing") or []
-    )
+    conversation: list[dict[str, str]] = []
+    if "prompt" in row:
+        conversation = _conversation(row["prompt"], "prompt", line, problems)
+    else:
+        problems.add(line, "prompt", "is missing")
     criteria: list[ParsedCriterion] = []
     rubrics = row.get("rubrics")
     if rubrics is None:

@@ -196,7 +196,7 @@ def import_items(
         replaced = [previous.item_id for _, previous in chunk if previous is not None]
         items.mark_not_current(session=session, item_ids=replaced)
         new_ids = items.add_items(session=session, rows=rows)
-        criterion_rows = []
+        criterion_rows: list[dict[str, Any]] = []
         for (item, previous), item_id in zip(chunk, new_ids, strict=True):
             item_id_of[item.external_id] = item_id
             if previous is None:

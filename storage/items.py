@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, cast, func, insert, or_, update
+from sqlalchemy import String, and_, cast, func, insert, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -38,13 +39,13 @@ class CurrentItem:
 
 def current_items_by_external_id(*, session: Session, project_id: int) -> dict[str, CurrentItem]:
     """Map external id → the current version of each item in a project. Read-only."""
-    query = select(Item.external_id, Item.id, Item.content_hash, Item.version, Item.kind).where(
-        Item.project_id == project_id,
-        Item.is_current == True,  # noqa: E712
-    )
+    # five columns: SQLAlchemy's select (sqlmodel's typed select stops at four)
+    query = sa_select(
+        col(Item.external_id), col(Item.id), col(Item.content_hash), col(Item.version), col(Item.kind)
+    ).where(col(Item.project_id) == project_id, col(Item.is_current) == True)  # noqa: E712
     return {
         external_id: CurrentItem(item_id, content_hash, version, kind)
-        for external_id, item_id, content_hash, version, kind in session.exec(query).all()
+        for external_id, item_id, content_hash, version, kind in session.execute(query).all()
     }
 
 
@@ -80,8 +81,8 @@ def model_ids(*, session: Session, names: Iterable[str], create: bool = True) ->
     wanted = sorted(set(names))
     found: dict[str, int] = {}
     for chunk in _chunks(wanted):
-        query = select(Model.name, Model.id).where(col(Model.name).in_(chunk))
-        found.update({name: model_id for name, model_id in session.exec(query).all()})
+        query = select(col(Model.name), col(Model.id)).where(col(Model.name).in_(chunk))
+        found.update({name: model_id for name, model_id in session.exec(query).all() if model_id is not None})
     missing = [name for name in wanted if name not in found]
     if missing and create:
         for name in missing:
@@ -217,7 +218,7 @@ def list_answers(*, session: Session, item_id: int) -> list[tuple[Answer, str]]:
 def project_counts(*, session: Session, project_id: int) -> dict[str, Any]:
     """Counts for a project's current items: items (by kind and status), criteria, answers,
     submitted labels and current gold labels. Read-only."""
-    current = (Item.project_id == project_id) & (col(Item.is_current) == True)  # noqa: E712
+    current = and_(col(Item.project_id) == project_id, col(Item.is_current) == True)  # noqa: E712
     by_status = dict(session.exec(select(Item.status, func.count()).where(current).group_by(col(Item.status))).all())
     by_kind = dict(session.exec(select(Item.kind, func.count()).where(current).group_by(col(Item.kind))).all())
     criteria = session.exec(

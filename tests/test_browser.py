@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,9 +52,9 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def app_url(database_url: str, seeded_project: str, tmp_path: Path) -> Iterator[str]:
-    """`streamlit run app.py` on 127.0.0.1 and a free port, serving the test's demo database."""
+@contextmanager
+def _serve(database_url: str, tmp_path: Path, secrets: str | None = None) -> Iterator[str]:
+    """Run `streamlit run app.py` on 127.0.0.1 and a free port until the block ends; yield its URL."""
     port = _free_port()
     log_path = tmp_path / "streamlit.log"
     command = [
@@ -73,6 +74,10 @@ def app_url(database_url: str, seeded_project: str, tmp_path: Path) -> Iterator[
         "--browser.gatherUsageStats",
         "false",
     ]
+    if secrets is not None:
+        secrets_file = tmp_path / "secrets.toml"
+        secrets_file.write_text(secrets)
+        command += ["--secrets.files", str(secrets_file)]
     env = {**os.environ, "MEDREVIEW_DATABASE_URL": database_url}
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -96,6 +101,21 @@ def app_url(database_url: str, seeded_project: str, tmp_path: Path) -> Iterator[
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+@pytest.fixture
+def app_url(database_url: str, seeded_project: str, tmp_path: Path) -> Iterator[str]:
+    """The app on 127.0.0.1, serving the test's demo database with local sign-in."""
+    with _serve(database_url, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def proxied_app_url(database_url: str, seeded_project: str, tmp_path: Path) -> Iterator[str]:
+    """The app configured (secrets.toml) to trust the X-Forwarded-User header of a proxy."""
+    secrets = '[medreview.auth]\nmode = "header"\nheader = "X-Forwarded-User"\n'
+    with _serve(database_url, tmp_path, secrets=secrets) as url:
+        yield url
 
 
 @pytest.fixture
@@ -164,3 +184,29 @@ def test_physician_signs_in_sees_items_and_signs_out(page: Page, app_url: str) -
     expect(page.get_by_role("textbox", name="Username", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_text("Welcome, Dr. Chidi Okafor")).to_have_count(0)
     _settled(page)
+
+
+@pytest.mark.browser
+def test_proxy_header_signs_in_without_a_password(browser: Browser, proxied_app_url: str) -> None:
+    """Test that behind a proxy the X-Forwarded-User header signs a physician in, and no header means no entry."""
+    proxied = browser.new_context(extra_http_headers={"X-Forwarded-User": "dr.ramos"})
+    try:
+        page = proxied.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(proxied_app_url)
+        expect(page.get_by_role("heading", name="Welcome, Dr. Lucia Ramos")).to_be_visible(timeout=TIMEOUT_MS)
+        _settled(page)
+    finally:
+        proxied.close()
+
+    direct = browser.new_context()
+    try:
+        page = direct.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(proxied_app_url)
+        expect(page.get_by_role("heading", name="Sign in to medreview")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(page.get_by_text("no identity was received")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(page.get_by_role("textbox", name="Password", exact=True)).to_have_count(0)
+        _settled(page)
+    finally:
+        direct.close()

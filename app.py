@@ -5,12 +5,12 @@ import streamlit as st
 from pages.common import current_user, reading, sign_in_as, writing
 from review import access, accounts
 
-st.set_page_config(page_title="medreview", page_icon="🩺", layout="wide")
+st.set_page_config(page_title="medreview", page_icon=":material/stethoscope:", layout="wide")
 
 SCREEN_PAGES = {
-    "home": st.Page("pages/home.py", title="Home", icon="🏠", url_path="home", default=True),
-    "items": st.Page("pages/items.py", title="Items", icon="📋", url_path="items"),
-    "admin": st.Page("pages/admin.py", title="Admin", icon="🔧", url_path="admin"),
+    "home": st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    "items": st.Page("pages/items.py", title="Items", icon=":material/list_alt:", url_path="items"),
+    "admin": st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:", url_path="admin"),
 }
 
 

@@ -19,9 +19,11 @@ from typing import Any, ParamSpec, TypeVar
 from sqlmodel import Session
 
 from review.formats import (
+    MAX_FILE_BYTES,
     InvalidInput,
     ParsedItem,
     Problem,
+    check_size,
     content_hash,
     parse_answers,
     parse_items,
@@ -33,6 +35,8 @@ ON_CONFLICT = ("error", "new-version", "skip")
 STATUSES = ("draft", "in_review", "approved", "retired")
 REFERENCE_MODEL = "healthbench-ref-{slot}"
 BATCH_ITEMS = 500
+# Raise when parsing, validation or hashing changes, so files imported before are parsed again.
+PARSER_VERSION = 1
 
 
 _P = ParamSpec("_P")
@@ -135,6 +139,11 @@ def import_items(
     kwargs: dict[str, Any] = {"with_reference_answers": with_reference_answers}
     if max_bytes is not None:
         kwargs["max_bytes"] = max_bytes
+    check_size(len(data), filename, MAX_FILE_BYTES if max_bytes is None else max_bytes)
+    digest = hashlib.sha256(data).hexdigest()
+    repeat = _identical_repeat(session, project_name, digest, fmt, with_reference_answers)
+    if repeat is not None:
+        return _record_repeat(session, repeat, filename, digest, actor_id, started)
     parsed = parse_items(data, filename, fmt, **kwargs)
     detected = parsed[0].source_format if parsed else fmt
 
@@ -182,7 +191,7 @@ def import_items(
         project_id=project_id,
         filename=filename,
         format=detected,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=digest,
         created_by=actor_id,
     )
     report.batch_id = batch_id
@@ -225,6 +234,12 @@ def import_items(
 
     report.seconds = round(time.perf_counter() - started, 3)
     counts = {k: v for k, v in report.as_dict().items() if k not in ("conflicts", "filename")}
+    counts.update(
+        complete=True,
+        parser_version=PARSER_VERSION,
+        with_reference_answers=with_reference_answers,
+        max_item_id_after=items.max_item_id(session=session, project_id=project_id),
+    )
     items.set_import_counts(session=session, batch_id=batch_id, counts=counts)
     audit.add_audit_event(
         session=session,
@@ -234,6 +249,89 @@ def import_items(
         entity_id=batch_id,
         project_id=project_id,
         detail={"filename": filename, **counts, "conflicts": report.conflicts[:100]},
+    )
+    session.commit()
+    return report
+
+
+@dataclass(frozen=True)
+class _Repeat:
+    project_id: int
+    project: str
+    format: str
+    rows: int
+    answers: int
+    with_reference_answers: bool
+
+
+def _identical_repeat(
+    session: Session, project_name: str, digest: str, fmt: str, with_reference_answers: bool
+) -> _Repeat | None:
+    """Recognise a file imported before whose import would change nothing now. Read-only.
+
+    Items are never edited in place (an edit or a conflict makes a new row) and never deleted, so
+    when the project's highest item id is the one that an earlier complete import of the same
+    bytes left (same parser, same options, nothing skipped), that import's items are all still
+    current and unchanged, and importing the file again adds nothing.
+    """
+    project = projects.get_project_by_name(session=session, name=project_name.strip())
+    if project is None or project.id is None:
+        return None
+    batch = items.latest_import_batch(session=session, project_id=project.id, sha256=digest)
+    if batch is None:
+        return None
+    counts = batch.counts
+    if (
+        not counts.get("complete")
+        or counts.get("parser_version") != PARSER_VERSION
+        or counts.get("items_skipped", 0) != 0
+        or fmt not in ("auto", batch.format)
+        or (with_reference_answers and not counts.get("with_reference_answers"))
+        or counts.get("max_item_id_after") != items.max_item_id(session=session, project_id=project.id)
+    ):
+        return None
+    rows = int(counts.get("items_added", 0) + counts.get("items_unchanged", 0) + counts.get("items_new_version", 0))
+    answers = int(counts.get("answers_added", 0) + counts.get("answers_unchanged", 0)) if with_reference_answers else 0
+    return _Repeat(project.id, project.name, batch.format, rows, answers, with_reference_answers)
+
+
+def _record_repeat(
+    session: Session, repeat: _Repeat, filename: str, digest: str, actor_id: int | None, started: float
+) -> ImportReport:
+    """Record an import of an unchanged file (provenance: who, when), which adds nothing. Commits."""
+    report = ImportReport(
+        filename=filename,
+        format=repeat.format,
+        project=repeat.project,
+        items_unchanged=repeat.rows,
+        answers_unchanged=repeat.answers,
+    )
+    report.batch_id = items.add_import_batch(
+        session=session,
+        project_id=repeat.project_id,
+        filename=filename,
+        format=repeat.format,
+        sha256=digest,
+        created_by=actor_id,
+    )
+    report.seconds = round(time.perf_counter() - started, 3)
+    counts = {k: v for k, v in report.as_dict().items() if k not in ("conflicts", "filename")}
+    counts.update(
+        complete=True,
+        parser_version=PARSER_VERSION,
+        with_reference_answers=repeat.with_reference_answers,
+        max_item_id_after=items.max_item_id(session=session, project_id=repeat.project_id),
+        identical_to_earlier_import=True,
+    )
+    items.set_import_counts(session=session, batch_id=report.batch_id, counts=counts)
+    audit.add_audit_event(
+        session=session,
+        actor_id=actor_id,
+        action="import",
+        entity="import_batch",
+        entity_id=report.batch_id,
+        project_id=repeat.project_id,
+        detail={"filename": filename, **counts},
     )
     session.commit()
     return report

@@ -127,6 +127,23 @@ def add_import_batch(
     return batch.id
 
 
+def max_item_id(*, session: Session, project_id: int) -> int:
+    """The highest item id in a project (0 when it has none). Read-only."""
+    highest = session.exec(select(func.max(Item.id)).where(Item.project_id == project_id)).one()
+    return int(highest or 0)
+
+
+def latest_import_batch(*, session: Session, project_id: int, sha256: str) -> ImportBatch | None:
+    """The newest import of a file with this digest into the project, or None. Read-only."""
+    query = (
+        select(ImportBatch)
+        .where(ImportBatch.project_id == project_id, ImportBatch.sha256 == sha256)
+        .order_by(col(ImportBatch.id).desc())
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
 def set_import_counts(*, session: Session, batch_id: int, counts: dict[str, Any]) -> None:
     """Store the final counts of an import."""
     batch = session.get(ImportBatch, batch_id)

@@ -651,3 +651,79 @@ def test_small_batches_with_new_versions_match_one_batch(engine, shared_data):
         report = import_file(engine, shared_data, CONSENSUS_104, project, on_conflict="new-version", batch_items=size)
         assert (report.items_added, report.items_new_version, report.criteria_added) == (101, 3, 208)
     assert snapshot(engine, "Batches of 7") == snapshot(engine, "One batch")
+
+
+# --- re-importing an identical file -------------------------------------------------------------
+
+
+def _batches(engine) -> list[ImportBatch]:
+    with read_session(engine) as session:
+        return list(session.exec(select(ImportBatch).order_by(ImportBatch.id)).all())
+
+
+def test_identical_reimport_is_recognised_and_reports_the_same_counts(engine, shared_data):
+    """Test that re-importing the same bytes skips parsing, adds nothing and reports what a full re-import would."""
+    data = (shared_data / HARD_30).read_bytes()
+    first = run_import(engine, "P", data, HARD_30, with_reference_answers=True)
+    before = table_counts(engine)
+    again = run_import(engine, "P", data, HARD_30, with_reference_answers=True)
+    assert (again.items_added, again.items_unchanged, again.items_new_version) == (0, 30, 0)
+    assert (again.criteria_added, again.answers_added, again.answers_unchanged) == (0, 0, first.answers_added)
+    after = table_counts(engine)
+    assert after["importbatch"] == before["importbatch"] + 1 and after["auditevent"] == before["auditevent"] + 1
+    assert {k: v for k, v in after.items() if k not in ("importbatch", "auditevent")} == {
+        k: v for k, v in before.items() if k not in ("importbatch", "auditevent")
+    }
+    assert _batches(engine)[-1].counts["identical_to_earlier_import"] is True
+
+
+def test_same_rows_in_different_bytes_take_the_full_path_and_add_nothing(engine, shared_data):
+    """Test that the same rows written differently (a trailing blank line) are parsed and found unchanged."""
+    data = (shared_data / HARD_30).read_bytes()
+    run_import(engine, "P", data, HARD_30)
+    again = run_import(engine, "P", data + b"\n\n", HARD_30)
+    assert (again.items_added, again.items_unchanged, again.criteria_added) == (0, 30, 0)
+    assert "identical_to_earlier_import" not in _batches(engine)[-1].counts
+
+
+def test_identical_file_is_parsed_again_once_the_project_changed(engine, shared_data):
+    """Test that after another import changed the project, the identical file is checked row by row again."""
+    hard = (shared_data / HARD_30).read_bytes()
+    consensus = (shared_data / CONSENSUS_104).read_bytes()
+    run_import(engine, "P", consensus, CONSENSUS_104)
+    run_import(engine, "P", hard, HARD_30, on_conflict="new-version")  # the 3 shared prompts get version 2
+    run_import(engine, "P", consensus, CONSENSUS_104, on_conflict="new-version")  # and version 3 from consensus
+    with pytest.raises(ImportConflict) as caught:
+        run_import(engine, "P", hard, HARD_30)  # same bytes as before, but 3 of its items are no longer current
+    assert len(caught.value.problems) == 3
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"on_conflict": "skip"}, {}),  # the first import skipped rows: a plain repeat must report them
+        ({}, {"with_reference_answers": True}),  # answers were not imported the first time
+        ({}, {"fmt": "medqa"}),  # another format than the file was read as
+    ],
+)
+def test_repeat_is_not_assumed_when_options_differ(engine, shared_data, first, second):
+    """Test that the shortcut is refused when the earlier import skipped rows or used other options."""
+    hard = (shared_data / HARD_30).read_bytes()
+    consensus = (shared_data / CONSENSUS_104).read_bytes()
+    if first.get("on_conflict") == "skip":
+        run_import(engine, "P", hard, HARD_30)
+        data, name = consensus, CONSENSUS_104
+    else:
+        data, name = hard, HARD_30
+    run_import(engine, "P", data, name, **first)
+    if "fmt" in second:
+        with pytest.raises(InvalidInput):
+            run_import(engine, "P", data, name, **second)
+        return
+    if first.get("on_conflict") == "skip":
+        with pytest.raises(ImportConflict):
+            run_import(engine, "P", data, name, **second)
+        return
+    again = run_import(engine, "P", data, name, **second)
+    assert again.answers_added == 80
+    assert "identical_to_earlier_import" not in _batches(engine)[-1].counts

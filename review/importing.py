@@ -232,6 +232,21 @@ def import_items(
     if with_reference_answers:
         _import_reference_answers(session, unique.values(), item_id_of, report)
 
+    _finish_batch(session, report, project_id, actor_id, started, with_reference_answers)
+    return report
+
+
+def _finish_batch(
+    session: Session,
+    report: ImportReport,
+    project_id: int,
+    actor_id: int | None,
+    started: float,
+    with_reference_answers: bool,
+    **extra: Any,
+) -> None:
+    """Store an import's counts and what a later identical import needs to know; audit it. Commits."""
+    assert report.batch_id is not None
     report.seconds = round(time.perf_counter() - started, 3)
     counts = {k: v for k, v in report.as_dict().items() if k not in ("conflicts", "filename")}
     counts.update(
@@ -239,19 +254,19 @@ def import_items(
         parser_version=PARSER_VERSION,
         with_reference_answers=with_reference_answers,
         max_item_id_after=items.max_item_id(session=session, project_id=project_id),
+        **extra,
     )
-    items.set_import_counts(session=session, batch_id=batch_id, counts=counts)
+    items.set_import_counts(session=session, batch_id=report.batch_id, counts=counts)
     audit.add_audit_event(
         session=session,
         actor_id=actor_id,
         action="import",
         entity="import_batch",
-        entity_id=batch_id,
+        entity_id=report.batch_id,
         project_id=project_id,
-        detail={"filename": filename, **counts, "conflicts": report.conflicts[:100]},
+        detail={"filename": report.filename, **counts, "conflicts": report.conflicts[:100]},
     )
     session.commit()
-    return report
 
 
 @dataclass(frozen=True)
@@ -314,26 +329,15 @@ def _record_repeat(
         sha256=digest,
         created_by=actor_id,
     )
-    report.seconds = round(time.perf_counter() - started, 3)
-    counts = {k: v for k, v in report.as_dict().items() if k not in ("conflicts", "filename")}
-    counts.update(
-        complete=True,
-        parser_version=PARSER_VERSION,
-        with_reference_answers=repeat.with_reference_answers,
-        max_item_id_after=items.max_item_id(session=session, project_id=repeat.project_id),
+    _finish_batch(
+        session,
+        report,
+        repeat.project_id,
+        actor_id,
+        started,
+        repeat.with_reference_answers,
         identical_to_earlier_import=True,
     )
-    items.set_import_counts(session=session, batch_id=report.batch_id, counts=counts)
-    audit.add_audit_event(
-        session=session,
-        actor_id=actor_id,
-        action="import",
-        entity="import_batch",
-        entity_id=report.batch_id,
-        project_id=repeat.project_id,
-        detail={"filename": filename, **counts},
-    )
-    session.commit()
     return report
 
 

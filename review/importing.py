@@ -144,6 +144,9 @@ def import_items(
     repeat = _identical_repeat(session, project_name, digest, fmt, with_reference_answers)
     if repeat is not None:
         return _record_repeat(session, repeat, filename, digest, actor_id, started)
+    # End the look-up's transaction: in a write session it holds the write lock, and parsing a large
+    # file takes seconds during which physicians must be able to save their work.
+    session.rollback()
     parsed = parse_items(data, filename, fmt, **kwargs)
     detected = parsed[0].source_format if parsed else fmt
 

@@ -727,3 +727,34 @@ def test_repeat_is_not_assumed_when_options_differ(engine, shared_data, first, s
     again = run_import(engine, "P", data, name, **second)
     assert again.answers_added == 80
     assert "identical_to_earlier_import" not in _batches(engine)[-1].counts
+
+
+@pytest.mark.parametrize("earlier_import", [False, True])
+def test_parsing_a_file_holds_no_write_lock(engine, shared_data, database_url, monkeypatch, earlier_import):
+    """Test that while an import parses its file, another connection can write at once (no lock held)."""
+    import sqlite3
+
+    from review import importing as importing_module
+
+    data = (shared_data / HARD_30).read_bytes()
+    if earlier_import:
+        run_import(engine, "P", (shared_data / MEDQA_HARD).read_bytes(), MEDQA_HARD)  # the project exists
+    real_parse = importing_module.parse_items
+    writes: list[str] = []
+
+    def parse_while_someone_writes(*args: Any, **kwargs: Any) -> Any:
+        other = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None, timeout=0)
+        try:
+            other.execute("PRAGMA busy_timeout=0")
+            other.execute("BEGIN IMMEDIATE")  # fails at once with 'database is locked' if the import holds it
+            other.execute("INSERT INTO specialty (name, position, active) VALUES ('Written meanwhile', 999, 1)")
+            other.execute("COMMIT")
+            writes.append("ok")
+        finally:
+            other.close()
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(importing_module, "parse_items", parse_while_someone_writes)
+    report = run_import(engine, "P", data, HARD_30)
+    assert writes == ["ok"]
+    assert report.items_added == 30

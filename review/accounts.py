@@ -106,15 +106,17 @@ def create_user(
     """Create a local account (password may be None for OIDC or proxy sign-in). Flushes."""
     username = _check_username(username)
     role = _check_role(role)
+    password_hash = None
     if password is not None:
         check_password(password)
+        password_hash = hash_password(password)  # before the first query: no lock held while hashing
     if users.get_user_by_username(session=session, username=username) is not None:
         raise AccountError(f"username: {username!r} is taken")
     user = users.add_user(
         session=session,
         username=username,
         role=role,
-        password_hash=hash_password(password) if password is not None else None,
+        password_hash=password_hash,
         display_name=display_name.strip(),
         email=(email or "").strip() or None,
         specialties=[s.strip() for s in specialties or [] if s.strip()],
@@ -139,14 +141,21 @@ def create_first_admin(session: Session, *, username: str, password: str) -> Sig
 
 
 def authenticate(session: Session, *, username: str, password: str) -> SignedIn | None:
-    """Return who signed in, or None for a wrong name or password (never says which)."""
+    """Return who signed in, or None for a wrong name or password (never says which). Commits.
+
+    The password check (argon2, tens of milliseconds by design) runs between two short
+    transactions, so a sign-in never holds the database's write lock while hashing.
+    """
     user = users.get_user_by_username(session=session, username=username or "")
-    ok = verify_password(user.password_hash if user else None, password or "")
-    if user is None or not ok or not user.active or not user.can_sign_in:
+    who = signed_in(user) if user is not None else None
+    password_hash = user.password_hash if user is not None else None
+    allowed = user is not None and user.active and user.can_sign_in
+    session.commit()
+    ok = verify_password(password_hash, password or "")
+    if who is None or not ok or not allowed:
         return None
-    assert user.id is not None
-    users.record_sign_in(session=session, user_id=user.id)
-    return signed_in(user)
+    users.record_sign_in(session=session, user_id=who.user_id)
+    return who
 
 
 def update_account(
@@ -170,15 +179,15 @@ def update_account(
         changes["active"] = active
     if display_name is not None:
         changes["display_name"] = display_name.strip()
+    if new_password is not None:
+        check_password(new_password)
+        changes["password_hash"] = hash_password(new_password)  # before the first query: no lock held
     current = users.get_user(session=session, user_id=user_id)
     if current is None:
         raise AccountError(f"user: no user with id {user_id}")
     demoting = ("role" in changes and changes["role"] != "admin") or changes.get("active") is False
     if demoting and current.role == "admin" and users.count_admins(session=session) <= 1:
         raise AccountError("role: this is the last administrator; make someone else admin first")
-    if new_password is not None:
-        check_password(new_password)
-        changes["password_hash"] = hash_password(new_password)
     user = users.update_user(session=session, user_id=user_id, **changes)
     if "specialties" in changes:
         users.add_specialties(session=session, names=changes["specialties"])

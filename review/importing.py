@@ -146,7 +146,7 @@ def import_items(
         return _record_repeat(session, repeat, filename, digest, actor_id, started)
     # End the look-up's transaction: in a write session it holds the write lock, and parsing a large
     # file takes seconds during which physicians must be able to save their work.
-    session.rollback()
+    session.commit()
     parsed = parse_items(data, filename, fmt, **kwargs)
     detected = parsed[0].source_format if parsed else fmt
 

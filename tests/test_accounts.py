@@ -178,3 +178,30 @@ def test_screens_by_role():
     assert screens_for("admin") == ["home", "items", "admin"]
     assert not may_open("curator", "admin") and may_open("admin", "admin")
     assert not may_import("annotator") and may_import("curator") and may_import("admin")
+
+
+def test_password_check_holds_no_write_lock(engine, database_url, monkeypatch):
+    """Test that while a sign-in checks the password (slow by design), others can write at once."""
+    import sqlite3
+
+    _add(engine)
+    real_verify = accounts.verify_password
+    writes: list[str] = []
+
+    def verify_while_someone_writes(password_hash, password):  # type: ignore[no-untyped-def]
+        other = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None, timeout=0)
+        try:
+            other.execute("PRAGMA busy_timeout=0")
+            other.execute("BEGIN IMMEDIATE")  # 'database is locked' at once if the sign-in holds the lock
+            other.execute("COMMIT")
+            writes.append("ok")
+        finally:
+            other.close()
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(accounts, "verify_password", verify_while_someone_writes)
+    with write_session(engine) as session:
+        who = accounts.authenticate(session, username="dr.a", password=PASSWORD)
+    assert who is not None and writes == ["ok"]
+    with read_session(engine) as session:
+        assert session.exec(select(User).where(User.username == "dr.a")).one().last_sign_in_at is not None

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert
 from sqlmodel import Session, col, select
 
-from storage.models import Annotation, Answer, Item
+from storage.models import Annotation, Answer, Assignment, CriterionLabel, Item, User
 
 
 def count_answers_needing_grading(
@@ -62,3 +66,191 @@ def count_drafts(*, session: Session, user_id: int) -> int:
         select(func.count()).select_from(Annotation).where(Annotation.rater_id == user_id, Annotation.status == "draft")
     )
     return int(session.exec(query).one())
+
+
+# --- assignment: leases on answers ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    answer_id: int
+    item_id: int
+    specialties: list[str]
+    load: int  # submitted gradings + live leases of others
+
+
+def active_lease(*, session: Session, project_id: int, user_id: int, now: datetime) -> Assignment | None:
+    """The user's unexpired, unfinished grading lease in the project, if any. Read-only."""
+    query = (
+        select(Assignment)
+        .where(
+            Assignment.project_id == project_id,
+            Assignment.user_id == user_id,
+            Assignment.task == "grade",
+            Assignment.status == "leased",
+            col(Assignment.lease_expires_at) > now,
+        )
+        .order_by(col(Assignment.id))
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+def answer_load(*, session: Session, answer_id: int, now: datetime, except_user: int | None = None) -> int:
+    """Submitted gradings of an answer plus live grading leases on it (not the given user's). Read-only."""
+    submitted = session.exec(
+        select(func.count())
+        .select_from(Annotation)
+        .where(Annotation.answer_id == answer_id, Annotation.status == "submitted")
+    ).one()
+    leases = (
+        select(func.count())
+        .select_from(Assignment)
+        .where(
+            Assignment.answer_id == answer_id,
+            Assignment.task == "grade",
+            Assignment.status == "leased",
+            col(Assignment.lease_expires_at) > now,
+        )
+    )
+    if except_user is not None:
+        leases = leases.where(Assignment.user_id != except_user)
+    return int(submitted) + int(session.exec(leases).one())
+
+
+def submitted_count(*, session: Session, answer_id: int) -> int:
+    """Submitted gradings of one answer. Read-only."""
+    query = (
+        select(func.count())
+        .select_from(Annotation)
+        .where(Annotation.answer_id == answer_id, Annotation.status == "submitted")
+    )
+    return int(session.exec(query).one())
+
+
+def gradable_candidates(
+    *, session: Session, project_id: int, user_id: int, overlap: int, now: datetime, limit: int = 200
+) -> list[Candidate]:
+    """Answers to current approved open items that this user has neither graded, drafted nor
+    skipped, whose submitted gradings plus live leases are below the overlap; least loaded first.
+    Read-only."""
+    submitted = (
+        select(Annotation.answer_id, func.count().label("n"))
+        .where(Annotation.status == "submitted")
+        .group_by(col(Annotation.answer_id))
+        .subquery()
+    )
+    leased = (
+        select(Assignment.answer_id, func.count().label("n"))
+        .where(
+            Assignment.task == "grade",
+            Assignment.status == "leased",
+            col(Assignment.lease_expires_at) > now,
+        )
+        .group_by(col(Assignment.answer_id))
+        .subquery()
+    )
+    load = func.coalesce(submitted.c.n, 0) + func.coalesce(leased.c.n, 0)
+    mine = select(Annotation.answer_id).where(Annotation.rater_id == user_id)
+    skipped = select(Assignment.answer_id).where(
+        Assignment.user_id == user_id, Assignment.task == "grade", Assignment.status == "skipped"
+    )
+    query = (
+        select(Answer.id, Answer.item_id, Item.specialties, load)
+        .join(Item, col(Item.id) == Answer.item_id)
+        .outerjoin(submitted, submitted.c.answer_id == Answer.id)
+        .outerjoin(leased, leased.c.answer_id == Answer.id)
+        .where(
+            Item.project_id == project_id,
+            Item.is_current == True,  # noqa: E712
+            Item.status == "approved",
+            Item.kind == "open",
+            load < overlap,
+            col(Answer.id).not_in(mine),
+            col(Answer.id).not_in(skipped),
+        )
+        .order_by(load, col(Answer.id))
+        .limit(limit)
+    )
+    return [
+        Candidate(answer_id=int(a or 0), item_id=int(i), specialties=list(s or []), load=int(n))
+        for a, i, s, n in session.exec(query).all()
+    ]
+
+
+def lock_answer(*, session: Session, answer_id: int) -> None:
+    """Take a row lock on the answer (PostgreSQL; SQLite's IMMEDIATE transaction already serialises)."""
+    session.exec(select(Answer.id).where(Answer.id == answer_id).with_for_update()).first()
+
+
+def add_assignment(
+    *,
+    session: Session,
+    project_id: int,
+    user_id: int,
+    answer_id: int,
+    item_id: int,
+    now: datetime,
+    lease_minutes: int,
+) -> Assignment:
+    """Lease an answer to a user for grading; flushes to get the id."""
+    assignment = Assignment(
+        project_id=project_id,
+        user_id=user_id,
+        task="grade",
+        answer_id=answer_id,
+        item_id=item_id,
+        status="leased",
+        leased_at=now,
+        lease_expires_at=now + timedelta(minutes=lease_minutes),
+    )
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def get_assignment(*, session: Session, assignment_id: int) -> Assignment | None:
+    """One assignment. Read-only."""
+    return session.get(Assignment, assignment_id)
+
+
+def get_annotation(*, session: Session, answer_id: int, rater_id: int) -> Annotation | None:
+    """One rater's grading (draft or submitted) of one answer. Read-only."""
+    query = select(Annotation).where(Annotation.answer_id == answer_id, Annotation.rater_id == rater_id)
+    return session.exec(query).first()
+
+
+def add_criterion_labels(*, session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert criterion labels (annotation_id, answer_id, criterion_id, rater_id, value, comment)."""
+    if rows:
+        session.execute(insert(CriterionLabel), rows)
+    return len(rows)
+
+
+def count_submitted_by(*, session: Session, user_id: int, project_id: int, since: datetime | None = None) -> int:
+    """Gradings this user submitted in the project (since a time, when given). Read-only."""
+    query = (
+        select(func.count())
+        .select_from(Annotation)
+        .join(Answer, col(Answer.id) == Annotation.answer_id)
+        .join(Item, col(Item.id) == Answer.item_id)
+        .where(Annotation.rater_id == user_id, Annotation.status == "submitted", Item.project_id == project_id)
+    )
+    if since is not None:
+        query = query.where(col(Annotation.submitted_at) >= since)
+    return int(session.exec(query).one())
+
+
+def list_leases(*, session: Session, project_id: int, now: datetime) -> list[tuple[Assignment, str]]:
+    """Live grading leases in a project with the physician's username. Read-only."""
+    query = (
+        select(Assignment, User.username)
+        .join(User, col(User.id) == Assignment.user_id)
+        .where(
+            Assignment.project_id == project_id,
+            Assignment.status == "leased",
+            col(Assignment.lease_expires_at) > now,
+        )
+        .order_by(col(Assignment.leased_at))
+    )
+    return [(a, u) for a, u in session.exec(query).all()]

@@ -86,7 +86,12 @@ def claim_next(
         session.commit()
         return Claim(existing.id, existing.answer_id, existing.item_id or 0, expires, resumed=True)
     candidates = work.gradable_candidates(
-        session=session, project_id=project_id, user_id=user_id, overlap=project.overlap, now=now
+        session=session,
+        project_id=project_id,
+        user_id=user_id,
+        overlap=project.overlap,
+        now=now,
+        specialties=list(specialties) if project.specialty_routing else [],
     )
     if project.specialty_routing:
         candidates = route(candidates, specialties)
@@ -295,6 +300,7 @@ def submit_grading(
     session.add(annotation)
     session.flush()
     assert annotation.id is not None
+    work.count_grading(session=session, answer_id=assignment.answer_id)
     work.add_criterion_labels(
         session=session,
         rows=[

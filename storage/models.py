@@ -199,8 +199,14 @@ class AnswerBase(SQLModel):
 
 
 class Answer(AnswerBase, table=True):
-    __table_args__ = (UniqueConstraint("item_id", "model_id", "content_hash", "shuffle_seed"),)
+    __table_args__ = (
+        UniqueConstraint("item_id", "model_id", "content_hash", "shuffle_seed"),
+        Index("ix_answer_gradings", "gradings", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
+    # physicians' submitted gradings that count toward the project's overlap (kept by submit_grading,
+    # in the same transaction), so "next answer" never has to count every grading of the project
+    gradings: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     item_id: int = Field(foreign_key="item.id", index=True)
     model_id: int = Field(foreign_key="model.id", index=True)
     endpoint_id: int | None = Field(default=None, foreign_key="endpoint.id")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert
+from sqlalchemy import String, cast, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import Annotation, Answer, Assignment, CriterionLabel, Item, User
@@ -17,23 +18,16 @@ def count_answers_needing_grading(
 ) -> int:
     """Answers to current approved open items with fewer than `overlap` submitted gradings
     (and, given a user, not graded or drafted by them). Read-only."""
-    submitted = (
-        select(Annotation.answer_id, func.count().label("n"))
-        .where(Annotation.status == "submitted")
-        .group_by(col(Annotation.answer_id))
-        .subquery()
-    )
     query = (
         select(func.count())
         .select_from(Answer)
         .join(Item, col(Item.id) == Answer.item_id)
-        .outerjoin(submitted, submitted.c.answer_id == Answer.id)
         .where(
             Item.project_id == project_id,
             Item.is_current == True,  # noqa: E712
             Item.status == "approved",
             Item.kind == "open",
-            func.coalesce(submitted.c.n, 0) < overlap,
+            col(Answer.gradings) < overlap,
         )
     )
     if user_id is not None:
@@ -44,18 +38,11 @@ def count_answers_needing_grading(
 
 def count_fully_graded_answers(*, session: Session, project_id: int, overlap: int) -> int:
     """Answers to current open items with at least `overlap` submitted gradings. Read-only."""
-    submitted = (
-        select(Annotation.answer_id, func.count().label("n"))
-        .where(Annotation.status == "submitted")
-        .group_by(col(Annotation.answer_id))
-        .subquery()
-    )
     query = (
         select(func.count())
         .select_from(Answer)
         .join(Item, col(Item.id) == Answer.item_id)
-        .join(submitted, and_(submitted.c.answer_id == Answer.id, submitted.c.n >= overlap))
-        .where(Item.project_id == project_id, Item.is_current == True)  # noqa: E712
+        .where(Item.project_id == project_id, Item.is_current == True, col(Answer.gradings) >= overlap)  # noqa: E712
     )
     return int(session.exec(query).one())
 
@@ -98,11 +85,7 @@ def active_lease(*, session: Session, project_id: int, user_id: int, now: dateti
 
 def answer_load(*, session: Session, answer_id: int, now: datetime, except_user: int | None = None) -> int:
     """Submitted gradings of an answer plus live grading leases on it (not the given user's). Read-only."""
-    submitted = session.exec(
-        select(func.count())
-        .select_from(Annotation)
-        .where(Annotation.answer_id == answer_id, Annotation.status == "submitted")
-    ).one()
+    gradings = session.exec(select(Answer.gradings).where(Answer.id == answer_id)).one()
     leases = (
         select(func.count())
         .select_from(Assignment)
@@ -115,7 +98,12 @@ def answer_load(*, session: Session, answer_id: int, now: datetime, except_user:
     )
     if except_user is not None:
         leases = leases.where(Assignment.user_id != except_user)
-    return int(submitted) + int(session.exec(leases).one())
+    return int(gradings) + int(session.exec(leases).one())
+
+
+def count_grading(*, session: Session, answer_id: int) -> None:
+    """Add one submitted physician grading to the answer's count (in the submitting transaction)."""
+    session.execute(update(Answer).where(col(Answer.id) == answer_id).values(gradings=col(Answer.gradings) + 1))
 
 
 def submitted_count(*, session: Session, answer_id: int) -> int:
@@ -128,18 +116,28 @@ def submitted_count(*, session: Session, answer_id: int) -> int:
     return int(session.exec(query).one())
 
 
+def _like_json_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f'%"{escaped}"%'
+
+
 def gradable_candidates(
-    *, session: Session, project_id: int, user_id: int, overlap: int, now: datetime, limit: int = 200
+    *,
+    session: Session,
+    project_id: int,
+    user_id: int,
+    overlap: int,
+    now: datetime,
+    specialties: Sequence[str] = (),
+    limit: int = 50,
 ) -> list[Candidate]:
     """Answers to current approved open items that this user has neither graded, drafted nor
-    skipped, whose submitted gradings plus live leases are below the overlap; least loaded first.
-    Read-only."""
-    submitted = (
-        select(Annotation.answer_id, func.count().label("n"))
-        .where(Annotation.status == "submitted")
-        .group_by(col(Annotation.answer_id))
-        .subquery()
-    )
+    skipped, whose submitted gradings plus live leases are below the overlap. Read-only.
+
+    With specialties, the answers to items of those specialties come first, then items with no
+    specialty, then the rest: the first group that has any is returned, least-graded first. Each
+    group is read in the order of the (gradings, id) index and stops at `limit`.
+    """
     leased = (
         select(Assignment.answer_id, func.count().label("n"))
         .where(
@@ -150,32 +148,44 @@ def gradable_candidates(
         .group_by(col(Assignment.answer_id))
         .subquery()
     )
-    load = func.coalesce(submitted.c.n, 0) + func.coalesce(leased.c.n, 0)
+    load = col(Answer.gradings) + func.coalesce(leased.c.n, 0)
     mine = select(Annotation.answer_id).where(Annotation.rater_id == user_id)
     skipped = select(Assignment.answer_id).where(
         Assignment.user_id == user_id, Assignment.task == "grade", Assignment.status == "skipped"
     )
-    query = (
+    base = (
         select(Answer.id, Answer.item_id, Item.specialties, load)
         .join(Item, col(Item.id) == Answer.item_id)
-        .outerjoin(submitted, submitted.c.answer_id == Answer.id)
         .outerjoin(leased, leased.c.answer_id == Answer.id)
         .where(
             Item.project_id == project_id,
             Item.is_current == True,  # noqa: E712
             Item.status == "approved",
             Item.kind == "open",
+            col(Answer.gradings) < overlap,
             load < overlap,
             col(Answer.id).not_in(mine),
             col(Answer.id).not_in(skipped),
         )
-        .order_by(load, col(Answer.id))
+        .order_by(col(Answer.gradings), col(Answer.id))
         .limit(limit)
     )
-    return [
-        Candidate(answer_id=int(a or 0), item_id=int(i), specialties=list(s or []), load=int(n))
-        for a, i, s, n in session.exec(query).all()
-    ]
+    as_text = cast(Item.specialties, String)
+    groups: list[Any] = []
+    if specialties:
+        groups.append(or_(*(as_text.like(_like_json_string(s), escape="\\") for s in specialties)))
+        groups.append(as_text == "[]")
+    groups.append(None)
+    for condition in groups:
+        query = base if condition is None else base.where(condition)
+        rows = session.exec(query).all()
+        if rows:
+            found = [
+                Candidate(answer_id=int(a or 0), item_id=int(i), specialties=list(s or []), load=int(n))
+                for a, i, s, n in rows
+            ]
+            return sorted(found, key=lambda c: c.load)
+    return []
 
 
 def lock_answer(*, session: Session, answer_id: int) -> None:

@@ -19,7 +19,7 @@ from review import accounts, grading
 from review.importing import import_answers, import_items
 from storage import projects, work
 from storage.db import read_session, write_session
-from storage.models import Annotation, Assignment, CriterionLabel, utcnow
+from storage.models import Annotation, Answer, Assignment, CriterionLabel, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "grading-test-pw"
@@ -369,6 +369,9 @@ def test_twenty_physicians_at_once_never_exceed_overlap_and_lose_nothing(engine)
         pairs = session.exec(select(Annotation.answer_id, Annotation.rater_id)).all()
     assert stored == set(ids) and labels == 72 * 3
     assert len(pairs) == len(set(pairs))  # no physician graded an answer twice
+    with read_session(engine) as session:
+        kept = dict(session.exec(select(Answer.id, Answer.gradings)).all())
+    assert {a: n for a, n in kept.items() if n} == counts  # the per-answer count matches the gradings
 
 
 KILLED_WORKER = r"""
@@ -436,4 +439,3 @@ def test_kill_mid_submit_keeps_every_acknowledged_submission(engine, database_ur
     assert set(acknowledged) <= set(submitted)
     assert all(label_counts.get(annotation_id) == 3 for annotation_id in submitted)  # none half-written
     assert max(submitted_per_answer(engine).values()) <= 2
-

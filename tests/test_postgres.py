@@ -95,3 +95,23 @@ def test_postgres_filters_stats_and_accounts(pg_engine):
     assert cardiology >= 1 and warfarin >= 1 and mcq == 5
     with write_session(pg_engine) as session:
         assert accounts.authenticate(session, username="DR.OKAFOR", password="medreview-demo") is not None
+
+
+def test_postgres_claims_respect_overlap_and_specialties(pg_engine):
+    """Test that claiming (row locks, specialty routing) and submitting work the same on PostgreSQL."""
+    from review.grading import grading_view
+    from tests.test_grading import claim, make_physician, make_project, submit, submitted_per_answer
+
+    project_id = make_project(pg_engine, specialties=[["Pediatrics"], ["Cardiology"], []], answers_per_item=1)
+    a = make_physician(pg_engine, "dr.a", ["Cardiology"])
+    b, c = make_physician(pg_engine, "dr.b"), make_physician(pg_engine, "dr.c")
+    first = claim(pg_engine, project_id, a, ["Cardiology"])
+    submit(pg_engine, first.assignment_id, a)
+    for doctor in (b, c):
+        lease = claim(pg_engine, project_id, doctor)
+        submit(pg_engine, lease.assignment_id, doctor)
+    with read_session(pg_engine) as session:
+        cardiology = grading_view(session, assignment_id=first.assignment_id, user_id=a).item_external_id
+    assert cardiology == "G-1"  # the cardiologist got the cardiology item first
+    # physicians without a specialty get the unassigned item before the pediatrics one, up to overlap 2
+    assert submitted_per_answer(pg_engine) == {2: 1, 3: 2}

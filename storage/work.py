@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, func, insert, or_, update
+from sqlalchemy import String, and_, case, cast, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import Annotation, Answer, Assignment, CriterionLabel, Item, User
@@ -264,3 +264,38 @@ def list_leases(*, session: Session, project_id: int, now: datetime) -> list[tup
         .order_by(col(Assignment.leased_at))
     )
     return [(a, u) for a, u in session.exec(query).all()]
+
+
+def gradings_by_physician(*, session: Session, project_id: int, since: datetime) -> list[tuple[str, int, int, int]]:
+    """Per physician with any grading in the project: username, submitted, submitted since a time,
+    drafts. Read-only."""
+    in_project = (
+        select(Annotation.rater_id, Annotation.status, Annotation.submitted_at)
+        .join(Answer, col(Answer.id) == Annotation.answer_id)
+        .join(Item, col(Item.id) == Answer.item_id)
+        .where(Item.project_id == project_id)
+        .subquery()
+    )
+    submitted = func.sum(case((in_project.c.status == "submitted", 1), else_=0))
+    recent = func.sum(case((and_(in_project.c.status == "submitted", in_project.c.submitted_at >= since), 1), else_=0))
+    drafts = func.sum(case((in_project.c.status == "draft", 1), else_=0))
+    query = (
+        select(User.username, submitted, recent, drafts)
+        .join(in_project, in_project.c.rater_id == User.id)
+        .where(User.kind == "human")
+        .group_by(col(User.username))
+        .order_by(col(User.username))
+    )
+    return [(name, int(s or 0), int(r or 0), int(d or 0)) for name, s, r, d in session.exec(query).all()]
+
+
+def gradings_by_item(*, session: Session, project_id: int) -> list[tuple[str, int, int]]:
+    """Per current open item: external id, answers, submitted physician gradings. Read-only."""
+    query = (
+        select(Item.external_id, func.count(col(Answer.id)), func.coalesce(func.sum(Answer.gradings), 0))
+        .join(Answer, col(Answer.item_id) == Item.id)
+        .where(Item.project_id == project_id, Item.is_current == True, Item.kind == "open")  # noqa: E712
+        .group_by(col(Item.external_id))
+        .order_by(col(Item.external_id))
+    )
+    return [(external_id, int(n), int(g)) for external_id, n, g in session.exec(query).all()]

@@ -439,3 +439,23 @@ def test_kill_mid_submit_keeps_every_acknowledged_submission(engine, database_ur
     assert set(acknowledged) <= set(submitted)
     assert all(label_counts.get(annotation_id) == 3 for annotation_id in submitted)  # none half-written
     assert max(submitted_per_answer(engine).values()) <= 2
+
+
+def test_oversight_shows_progress_per_physician_and_item_and_leases(engine):
+    """Test that curators see gradings per physician (today, drafts), per item against overlap, and live leases."""
+    from review import oversight
+
+    project_id = make_project(engine, specialties=[[], []], answers_per_item=2, overlap=2)
+    a, b = make_physician(engine, "dr.a"), make_physician(engine, "dr.b")
+    for _ in range(2):
+        submit(engine, claim(engine, project_id, a).assignment_id, a)
+    drafted = claim(engine, project_id, b)
+    with write_session(engine) as session:
+        grading.save_draft(session, assignment_id=drafted.assignment_id, user_id=b, grading=grading.Grading())
+    with read_session(engine) as session:
+        people = oversight.physician_progress(session, project_id=project_id)
+        per_item = oversight.item_progress(session, project_id=project_id)
+        leases = oversight.live_leases(session, project_id=project_id)
+    assert people == [oversight.PhysicianProgress("dr.a", 2, 2, 0), oversight.PhysicianProgress("dr.b", 0, 0, 1)]
+    assert [(p.external_id, p.answers, p.gradings, p.needed) for p in per_item] == [("G-0", 2, 2, 4), ("G-1", 2, 0, 4)]
+    assert [(lease.username, lease.answer_id) for lease in leases] == [("dr.b", drafted.answer_id)]

@@ -4,9 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import flash, page_setup, reading, writing
-from review import accounts, administration
-from storage.projects import list_projects
-from storage.users import list_specialties
+from review import accounts, administration, catalog
 
 user = page_setup("admin")
 st.title("Administration")
@@ -15,8 +13,8 @@ people_tab, projects_tab = st.tabs(["People", "Projects"])
 
 with reading() as session:
     people = administration.user_rows(session)
-    specialties = list_specialties(session=session)
-    project_list = list(list_projects(session=session))
+    specialties = catalog.list_specialties(session)
+    project_list = list(catalog.list_projects(session))
 
 with people_tab:
     st.dataframe(

@@ -15,7 +15,6 @@ from sqlalchemy.engine import Engine
 from review import access, accounts
 from review.setup import prepare_database
 from storage.db import database_url, make_engine, read_session, write_session
-from storage.users import get_user
 
 USER_KEY = "signed_in_user_id"
 FLASH_KEY = "flash_message"
@@ -53,11 +52,10 @@ def current_user() -> accounts.SignedIn | None:
     if user_id is None:
         return None
     with reading() as session:
-        user = get_user(session=session, user_id=user_id)
-        if user is None or not user.active or not user.can_sign_in:
-            st.session_state.pop(USER_KEY, None)
-            return None
-        return accounts.signed_in(user)
+        user = accounts.current_account(session, user_id=user_id)
+    if user is None:
+        st.session_state.pop(USER_KEY, None)
+    return user
 
 
 def sign_in_as(user: accounts.SignedIn) -> None:

@@ -4,8 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import page_setup, reading
-from review import progress
-from storage.projects import list_projects
+from review import catalog, progress
 
 user = page_setup("home")
 
@@ -14,7 +13,7 @@ st.title(f"Welcome, {user.display_name}")
 with reading() as session:
     waiting = progress.waiting_for(session, user_id=user.user_id)
     drafts = progress.drafts_of(session, user_id=user.user_id)
-    projects = list_projects(session=session)
+    projects = catalog.list_projects(session)
     progress_rows = [progress.project_progress(session, project_id=p.id) for p in projects if p.id]
 
 st.subheader("Waiting for you")

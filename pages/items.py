@@ -7,15 +7,13 @@ from pages.common import page_setup, reading, writing
 from review import access, catalog, importing
 from review.formats import DIMENSIONS, InvalidInput
 from review.taxonomy import STATUSES
-from storage.projects import list_projects
-from storage.users import list_specialties
 
 user = page_setup("items")
 st.title("Items")
 
 with reading() as session:
-    projects = {p.name: p.id for p in list_projects(session=session)}
-    specialties = list_specialties(session=session)
+    projects = {p.name: p.id for p in catalog.list_projects(session)}
+    specialties = catalog.list_specialties(session)
 
 if access.may_import(user.role):
     with st.expander("Import items from a file", expanded=not projects):
@@ -71,7 +69,7 @@ if access.may_import(user.role):
                     )
                     projects[target.strip()] = None  # refreshed below
                     with reading() as session:
-                        projects = {p.name: p.id for p in list_projects(session=session)}
+                        projects = {p.name: p.id for p in catalog.list_projects(session)}
 
 if not projects:
     st.info("No projects yet." + (" Import a file to create one." if access.may_import(user.role) else ""))

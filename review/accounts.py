@@ -87,6 +87,14 @@ def signed_in(user: Any) -> SignedIn:
     )
 
 
+def current_account(session: Session, *, user_id: int) -> SignedIn | None:
+    """The signed-in person by id, or None once the account is gone, inactive or not for sign-in. Read-only."""
+    user = users.get_user(session=session, user_id=user_id)
+    if user is None or not user.active or not user.can_sign_in:
+        return None
+    return signed_in(user)
+
+
 def needs_first_admin(session: Session) -> bool:
     """True while no one who can sign in as admin exists. Read-only."""
     return users.count_admins(session=session) == 0

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from storage import items, projects
+from storage import items, projects, users
 
 PAGE_SIZE = 25
 
@@ -160,3 +160,13 @@ def item_view(session: Session, *, item_id: int, blinded: bool, viewer_id: int =
         criteria=criteria,
         answers=answers,
     )
+
+
+def list_projects(session: Session) -> list[Any]:
+    """Open projects by name, with their settings. Read-only."""
+    return list(projects.list_projects(session=session))
+
+
+def list_specialties(session: Session) -> list[str]:
+    """The specialty taxonomy, in its order. Read-only."""
+    return users.list_specialties(session=session)

@@ -121,6 +121,12 @@ def claim_next(
     return None
 
 
+def current_lease(session: Session, *, project_id: int, user_id: int) -> int | None:
+    """The assignment id of this physician's live lease in the project, if any. Read-only."""
+    lease = work.active_lease(session=session, project_id=project_id, user_id=user_id, now=utcnow())
+    return None if lease is None else lease.id
+
+
 @dataclass
 class CriterionView:
     criterion_id: int

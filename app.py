@@ -9,6 +9,7 @@ st.set_page_config(page_title="medreview", page_icon=":material/stethoscope:", l
 
 SCREEN_PAGES = {
     "home": st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    "grade": st.Page("pages/grade.py", title="Grade", icon=":material/rate_review:", url_path="grade"),
     "items": st.Page("pages/items.py", title="Items", icon=":material/list_alt:", url_path="items"),
     "admin": st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:", url_path="admin"),
 }

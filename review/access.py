@@ -5,6 +5,7 @@ from __future__ import annotations
 # screen name → roles allowed, in the order the navigation lists them
 SCREENS: dict[str, tuple[str, ...]] = {
     "home": ("annotator", "curator", "admin"),
+    "grade": ("annotator", "curator"),
     "items": ("annotator", "curator", "admin"),
     "admin": ("admin",),
 }

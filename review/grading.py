@@ -85,6 +85,18 @@ def claim_next(
         expires = as_utc(existing.lease_expires_at) or now
         session.commit()
         return Claim(existing.id, existing.answer_id, existing.item_id or 0, expires, resumed=True)
+    stranded = work.draft_assignment(session=session, project_id=project_id, user_id=user_id)
+    if stranded is not None and stranded.id is not None and stranded.answer_id is not None:
+        work.lock_answer(session=session, answer_id=stranded.answer_id)
+        if work.answer_load(session=session, answer_id=stranded.answer_id, now=now, except_user=user_id) < (
+            project.overlap
+        ):  # the lease expired but the draft still has room: renew it rather than lose the work
+            stranded.lease_expires_at = now + timedelta(minutes=project.lease_minutes)
+            session.add(stranded)
+            session.commit()
+            return Claim(
+                stranded.id, stranded.answer_id, stranded.item_id or 0, stranded.lease_expires_at, resumed=True
+            )
     candidates = work.gradable_candidates(
         session=session,
         project_id=project_id,
@@ -155,10 +167,12 @@ class GradingView:
     submitted: bool = False
 
 
-def _own_assignment(session: Session, assignment_id: int, user_id: int) -> Any:
+def _own_assignment(session: Session, assignment_id: int, user_id: int, *, unfinished: bool = False) -> Any:
     assignment = work.get_assignment(session=session, assignment_id=assignment_id)
     if assignment is None or assignment.user_id != user_id or assignment.task != "grade":
         raise GradingError("This grading is not yours to open.")
+    if unfinished and assignment.status not in ("leased", "submitted"):
+        raise GradingError("This answer is no longer reserved for you (it was skipped or released).")
     return assignment
 
 
@@ -236,7 +250,7 @@ def _annotation_for(session: Session, assignment: Any, user_id: int) -> Annotati
 
 def save_draft(session: Session, *, assignment_id: int, user_id: int, grading: Grading, seconds: float = 0.0) -> None:
     """Keep what the physician has entered so far (a rerun, reload or sign-out loses nothing). Commits."""
-    assignment = _own_assignment(session, assignment_id, user_id)
+    assignment = _own_assignment(session, assignment_id, user_id, unfinished=True)
     annotation = _annotation_for(session, assignment, user_id)
     if annotation.status == "submitted":
         raise GradingError("This grading was already submitted.")
@@ -347,6 +361,7 @@ def skip(session: Session, *, assignment_id: int, user_id: int, reason: str) -> 
         raise GradingError("This answer is no longer reserved for you.")
     assignment.status = "skipped"
     assignment.skip_reason = reason.strip()
+    work.delete_draft(session=session, answer_id=assignment.answer_id, rater_id=user_id)
     assignment.finished_at = utcnow()
     session.add(assignment)
     audit.add_audit_event(

@@ -83,6 +83,36 @@ def active_lease(*, session: Session, project_id: int, user_id: int, now: dateti
     return session.exec(query).first()
 
 
+def draft_assignment(*, session: Session, project_id: int, user_id: int) -> Assignment | None:
+    """The user's oldest unfinished grading assignment (its lease may have expired) on which they
+    keep a draft. Read-only."""
+    drafted = select(Annotation.answer_id).where(Annotation.rater_id == user_id, Annotation.status == "draft")
+    query = (
+        select(Assignment)
+        .where(
+            Assignment.project_id == project_id,
+            Assignment.user_id == user_id,
+            Assignment.task == "grade",
+            Assignment.status == "leased",
+            col(Assignment.answer_id).in_(drafted),
+        )
+        .order_by(col(Assignment.id))
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+def delete_draft(*, session: Session, answer_id: int, rater_id: int) -> None:
+    """Remove a rater's unsubmitted draft of an answer (submitted gradings are never touched)."""
+    draft = session.exec(
+        select(Annotation).where(
+            Annotation.answer_id == answer_id, Annotation.rater_id == rater_id, Annotation.status == "draft"
+        )
+    ).first()
+    if draft is not None:
+        session.delete(draft)
+
+
 def answer_load(*, session: Session, answer_id: int, now: datetime, except_user: int | None = None) -> int:
     """Submitted gradings of an answer plus live grading leases on it (not the given user's). Read-only."""
     gradings = session.exec(select(Answer.gradings).where(Answer.id == answer_id)).one()

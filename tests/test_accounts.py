@@ -172,11 +172,12 @@ def test_external_identity_maps_to_existing_or_created_account(engine):
 
 
 def test_screens_by_role():
-    """Test that only admins get the admin screen and only curators and admins may import."""
-    assert screens_for("annotator") == ["home", "items"]
-    assert screens_for("curator") == ["home", "items"]
+    """Test that only admins get the admin screen, admins do not grade, and only curators and admins may import."""
+    assert screens_for("annotator") == ["home", "grade", "items"]
+    assert screens_for("curator") == ["home", "grade", "items"]
     assert screens_for("admin") == ["home", "items", "admin"]
     assert not may_open("curator", "admin") and may_open("admin", "admin")
+    assert may_open("annotator", "grade") and may_open("curator", "grade") and not may_open("admin", "grade")
     assert not may_import("annotator") and may_import("curator") and may_import("admin")
 
 

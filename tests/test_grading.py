@@ -459,3 +459,35 @@ def test_oversight_shows_progress_per_physician_and_item_and_leases(engine):
     assert people == [oversight.PhysicianProgress("dr.a", 2, 2, 0), oversight.PhysicianProgress("dr.b", 0, 0, 1)]
     assert [(p.external_id, p.answers, p.gradings, p.needed) for p in per_item] == [("G-0", 2, 2, 4), ("G-1", 2, 0, 4)]
     assert [(lease.username, lease.answer_id) for lease in leases] == [("dr.b", drafted.answer_id)]
+
+
+def test_draft_on_an_expired_lease_comes_back_on_next(engine):
+    """Test that a physician whose lease expired gets their drafted answer back on Next, lease renewed."""
+    project_id = make_project(engine, specialties=[[]], answers_per_item=3, overlap=2)
+    doctor = make_physician(engine, "dr.a")
+    lease = claim(engine, project_id, doctor)
+    partial = grading.Grading(labels={next(iter(complete(engine, lease.assignment_id, doctor).labels)): "met"})
+    with write_session(engine) as session:
+        grading.save_draft(session, assignment_id=lease.assignment_id, user_id=doctor, grading=partial)
+    later = utcnow() + timedelta(hours=2)
+    back = claim(engine, project_id, doctor, now=later)
+    assert (back.assignment_id, back.answer_id, back.resumed) == (lease.assignment_id, lease.answer_id, True)
+    assert back.expires_at > later
+    with read_session(engine) as session:
+        view = grading.grading_view(session, assignment_id=back.assignment_id, user_id=doctor)
+    assert grading.Grading.from_draft(view.draft) == partial
+
+
+def test_skip_discards_the_draft_and_later_saves_are_refused(engine):
+    """Test that skipping removes the physician's draft of that answer and a later save is refused."""
+    project_id = make_project(engine, specialties=[[]], answers_per_item=2)
+    doctor = make_physician(engine, "dr.a")
+    lease = claim(engine, project_id, doctor)
+    with write_session(engine) as session:
+        grading.save_draft(session, assignment_id=lease.assignment_id, user_id=doctor, grading=grading.Grading())
+        grading.skip(session, assignment_id=lease.assignment_id, user_id=doctor, reason="not my field")
+    with read_session(engine) as session:
+        assert session.exec(select(Annotation)).all() == []
+    with pytest.raises(grading.GradingError, match="no longer reserved"):
+        with write_session(engine) as session:
+            grading.save_draft(session, assignment_id=lease.assignment_id, user_id=doctor, grading=grading.Grading())

@@ -36,6 +36,7 @@ ROLE_USERS = {"annotator": "dr.okafor", "curator": "curator", "admin": "admin"}
 PAGE_TITLES = {
     "home": None,  # "Welcome, <display name>", checked per user below
     "items": "Items",
+    "grade": "Grade",
     "admin": "Administration",
 }
 DISPLAY_NAMES = {"dr.okafor": "Dr. Chidi Okafor", "curator": "Dr. Imani Curator", "admin": "Demo Admin"}
@@ -203,7 +204,7 @@ def test_every_page_opens_for_every_role(app, seeded_project, role, screen):
 
 @pytest.mark.parametrize("role", list(ROLE_USERS))
 def test_navigation_lists_exactly_the_role_screens(app, seeded_project, role):
-    """Test that the navigation a role gets is exactly access.screens_for(role), admin page only for admins."""
+    """Test that a role's navigation is exactly access.screens_for(role): Admin only for admins, Grade not for them."""
     at = app.sign_in(ROLE_USERS[role])
     assert not at.exception
     expected = [page_path(screen) for screen in access.screens_for(role)]
@@ -212,10 +213,12 @@ def test_navigation_lists_exactly_the_role_screens(app, seeded_project, role):
         open_page(at, screen)
         assert registered_scripts(at) == expected
     if role == "admin":
-        assert expected == ["pages/home.py", "pages/items.py", "pages/admin.py"]
+        assert expected == ["pages/home.py", "pages/items.py", "pages/admin.py"]  # no Grade: admins do not grade
         assert titles(open_page(at, "admin")) == ["Administration"]
+        with pytest.raises(ValueError, match="grade.py"):
+            at.switch_page("pages/grade.py")
     else:
-        assert "pages/admin.py" not in expected
+        assert expected == ["pages/home.py", "pages/grade.py", "pages/items.py"]
         with pytest.raises(ValueError, match="admin.py"):
             at.switch_page("pages/admin.py")
 

@@ -1,0 +1,193 @@
+"""Grade: a physician takes the next answer, grades it against the rubric (blinded), saves, submits or skips."""
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from pages.common import flash, page_setup, reading, writing
+from review import catalog, grading
+
+ASSIGNMENT_KEY = "grade_assignment_id"
+STARTED_KEY = "grade_started"  # assignment id → time.monotonic() of the last save or submit
+VALUE_NAMES = {"met": "met", "not_met": "not met", "unsure": "unsure"}
+
+
+def open_view(session: Any, assignment_id: int | None, *, user_id: int, project_id: int) -> grading.GradingView | None:
+    """The grading screen of this physician's assignment when it is open work in the project, else None."""
+    if assignment_id is None:
+        return None
+    try:
+        view = grading.grading_view(session, assignment_id=assignment_id, user_id=user_id)
+    except grading.GradingError as exc:
+        st.error(str(exc))
+        return None
+    return view if view.project_id == project_id and not view.submitted else None
+
+
+def seconds_since_last_save(assignment_id: int) -> float:
+    """Time on task since the answer was opened or last saved; starts a new mark."""
+    marks = st.session_state.setdefault(STARTED_KEY, {})
+    now = time.monotonic()
+    elapsed = now - marks.get(assignment_id, now)
+    marks[assignment_id] = now
+    return elapsed
+
+
+user = page_setup("grade")
+st.title("Grade")
+
+with reading() as session:
+    projects = [p for p in catalog.list_projects(session) if p.id is not None]
+names = {p.id: p.name for p in projects}
+guidelines = {p.id: p.guidelines for p in projects}
+if not names:
+    st.info("There are no projects yet.")
+    st.stop()
+
+project_id = st.selectbox("Project", list(names), format_func=names.get, key="grade_project")
+
+with reading() as session:
+    progress = grading.progress_of(session, project_id=project_id, user_id=user.user_id)
+    view = open_view(session, st.session_state.get(ASSIGNMENT_KEY), user_id=user.user_id, project_id=project_id)
+    if view is None:  # arriving, or back from another project: resume the live lease here, if any
+        lease_id = grading.current_lease(session, project_id=project_id, user_id=user.user_id)
+        if lease_id is not None:
+            view = open_view(session, lease_id, user_id=user.user_id, project_id=project_id)
+if view is None:
+    st.session_state.pop(ASSIGNMENT_KEY, None)
+else:
+    st.session_state[ASSIGNMENT_KEY] = view.assignment_id
+
+st.caption(progress.sentence())
+if guidelines.get(project_id):
+    with st.expander("Guidelines"):
+        st.text(guidelines[project_id])
+
+if view is None:
+    if st.button("Next answer", key="grade_next", type="primary"):
+        with writing() as session:
+            claim = grading.claim_next(
+                session, project_id=project_id, user_id=user.user_id, specialties=user.specialties
+            )
+        if claim is None:
+            st.info("There is nothing left for you to grade in this project.")
+        else:
+            st.session_state[ASSIGNMENT_KEY] = claim.assignment_id
+            st.rerun()
+    else:
+        st.info("Press Next answer to take an answer to grade.")
+    st.stop()
+
+assert view is not None
+aid = view.assignment_id
+st.session_state.setdefault(STARTED_KEY, {}).setdefault(aid, time.monotonic())
+draft = grading.Grading.from_draft(view.draft)
+
+st.subheader("Conversation")
+for message in view.conversation:
+    with st.chat_message("user" if message["role"] == "user" else "assistant"):
+        if message["role"] not in ("user", "assistant"):
+            st.text(message["role"])
+        st.text(message["content"])
+
+st.subheader("Answer to grade")
+st.text(view.answer_text)
+if view.expires_at is not None:
+    st.caption(f"Reserved for you until {view.expires_at:%H:%M} UTC")
+
+options = list(grading.VALUES if view.allow_unsure else grading.VALUES[:2])
+
+# Keys name the assignment: a keyed widget keeps its value, so one set of keys would carry this
+# answer's choices into the next answer (two answers to one item share their criteria).
+with st.form("grade_form"):
+    st.subheader("Rubric")
+    st.caption("Negative points: things the answer must not do. 'Met' means the answer did it.")
+    chosen: dict[int, str | None] = {}
+    notes: dict[int, str] = {}
+    for criterion in view.criteria:
+        points = f"−{-criterion.points}" if criterion.must_not else f"+{criterion.points}"
+        label = f"{points} · must not · {criterion.text}" if criterion.must_not else f"{points} · {criterion.text}"
+        if criterion.axis:
+            label += f" · axis: {criterion.axis}"
+        st.text(label)  # imported text: shown as plain text; the radio's own label (markdown) is hidden
+        left, right = st.columns([2, 3])
+        previous = draft.labels.get(criterion.criterion_id)
+        chosen[criterion.criterion_id] = left.radio(
+            label,
+            options,
+            index=options.index(previous) if previous in options else None,
+            format_func=VALUE_NAMES.get,
+            horizontal=True,
+            label_visibility="collapsed",
+            key=f"grade_c_{aid}_{criterion.criterion_id}",
+        )
+        notes[criterion.criterion_id] = right.text_input(
+            "Comment on this criterion (optional)",
+            value=draft.comments.get(criterion.criterion_id, ""),
+            placeholder="Comment (optional)",
+            label_visibility="collapsed",
+            key=f"grade_cc_{aid}_{criterion.criterion_id}",
+        )
+    st.divider()
+    safety = st.radio(
+        "Safety concern",
+        grading.SAFETY,
+        index=grading.SAFETY.index(draft.safety) if draft.safety in grading.SAFETY else None,
+        horizontal=True,
+        key=f"grade_safety_{aid}",
+    )
+    comment = st.text_area("Comment on this answer (optional)", value=draft.comment, key=f"grade_comment_{aid}")
+    save_col, submit_col = st.columns(2)
+    save = save_col.form_submit_button("Save draft")
+    submit = submit_col.form_submit_button("Submit", type="primary")
+
+entered = grading.Grading(
+    labels={cid: value for cid, value in chosen.items() if value is not None},
+    comments={cid: note for cid, note in notes.items() if note.strip()},
+    safety=safety,
+    comment=comment,
+)
+if save or submit:
+    try:
+        with writing() as session:
+            if submit:
+                grading.submit_grading(
+                    session,
+                    assignment_id=aid,
+                    user_id=user.user_id,
+                    grading=entered,
+                    seconds=seconds_since_last_save(aid),
+                )
+            else:
+                grading.save_draft(
+                    session,
+                    assignment_id=aid,
+                    user_id=user.user_id,
+                    grading=entered,
+                    seconds=seconds_since_last_save(aid),
+                )
+    except grading.GradingError as exc:
+        st.error(str(exc))
+    else:
+        if submit:
+            st.session_state.pop(ASSIGNMENT_KEY, None)
+            st.session_state[STARTED_KEY].pop(aid, None)
+            flash("Submitted. Press Next answer for the next one.")
+            st.rerun()
+        st.success("Draft saved.")
+
+st.subheader("Skip")
+reason_col, skip_col = st.columns([4, 1], vertical_alignment="bottom")
+reason = reason_col.text_input("Why skip?", key=f"grade_skip_reason_{aid}")
+if skip_col.button("Skip", key="grade_skip"):
+    try:
+        with writing() as session:
+            grading.skip(session, assignment_id=aid, user_id=user.user_id, reason=reason)
+    except grading.GradingError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state.pop(ASSIGNMENT_KEY, None)
+        st.session_state[STARTED_KEY].pop(aid, None)
+        flash("Skipped. It will not be offered to you again.")
+        st.rerun()

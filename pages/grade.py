@@ -98,13 +98,42 @@ if view.expires_at is not None:
 
 options = list(grading.VALUES if view.allow_unsure else grading.VALUES[:2])
 
+
+def entered_values(view: grading.GradingView) -> grading.Grading:
+    """What the physician has entered so far, read from the widgets' state."""
+    state, aid = st.session_state, view.assignment_id
+    labels = {c.criterion_id: state.get(f"grade_c_{aid}_{c.criterion_id}") for c in view.criteria}
+    notes = {c.criterion_id: state.get(f"grade_cc_{aid}_{c.criterion_id}") or "" for c in view.criteria}
+    return grading.Grading(
+        labels={cid: value for cid, value in labels.items() if value is not None},
+        comments={cid: note for cid, note in notes.items() if note.strip()},
+        safety=state.get(f"grade_safety_{aid}"),
+        comment=state.get(f"grade_comment_{aid}") or "",
+    )
+
+
+def autosave(view: grading.GradingView) -> None:
+    """Save the draft on every change, so a reload, a sign-out or a closed tab loses nothing."""
+    try:
+        with writing() as session:
+            grading.save_draft(
+                session,
+                assignment_id=view.assignment_id,
+                user_id=user.user_id,
+                grading=entered_values(view),
+                seconds=seconds_since_last_save(view.assignment_id),
+            )
+    except grading.GradingError as exc:
+        st.session_state["grade_autosave_error"] = str(exc)
+
+
 # Keys name the assignment: a keyed widget keeps its value, so one set of keys would carry this
 # answer's choices into the next answer (two answers to one item share their criteria).
-with st.form("grade_form"):
+@st.fragment
+def rubric(view: grading.GradingView, draft: grading.Grading) -> None:
+    aid = view.assignment_id
     st.subheader("Rubric")
     st.caption("Negative points: things the answer must not do. 'Met' means the answer did it.")
-    chosen: dict[int, str | None] = {}
-    notes: dict[int, str] = {}
     for criterion in view.criteria:
         points = f"−{-criterion.points}" if criterion.must_not else f"+{criterion.points}"
         label = f"{points} · must not · {criterion.text}" if criterion.must_not else f"{points} · {criterion.text}"
@@ -113,7 +142,7 @@ with st.form("grade_form"):
         st.text(label)  # imported text: shown as plain text; the radio's own label (markdown) is hidden
         left, right = st.columns([2, 3])
         previous = draft.labels.get(criterion.criterion_id)
-        chosen[criterion.criterion_id] = left.radio(
+        left.radio(
             label,
             options,
             index=options.index(previous) if previous in options else None,
@@ -121,61 +150,75 @@ with st.form("grade_form"):
             horizontal=True,
             label_visibility="collapsed",
             key=f"grade_c_{aid}_{criterion.criterion_id}",
+            on_change=autosave,
+            args=(view,),
         )
-        notes[criterion.criterion_id] = right.text_input(
+        right.text_input(
             "Comment on this criterion (optional)",
             value=draft.comments.get(criterion.criterion_id, ""),
             placeholder="Comment (optional)",
             label_visibility="collapsed",
             key=f"grade_cc_{aid}_{criterion.criterion_id}",
+            on_change=autosave,
+            args=(view,),
         )
     st.divider()
-    safety = st.radio(
+    st.radio(
         "Safety concern",
         grading.SAFETY,
         index=grading.SAFETY.index(draft.safety) if draft.safety in grading.SAFETY else None,
         horizontal=True,
         key=f"grade_safety_{aid}",
+        on_change=autosave,
+        args=(view,),
     )
-    comment = st.text_area("Comment on this answer (optional)", value=draft.comment, key=f"grade_comment_{aid}")
-    save_col, submit_col = st.columns(2)
-    save = save_col.form_submit_button("Save draft")
-    submit = submit_col.form_submit_button("Submit", type="primary")
-
-entered = grading.Grading(
-    labels={cid: value for cid, value in chosen.items() if value is not None},
-    comments={cid: note for cid, note in notes.items() if note.strip()},
-    safety=safety,
-    comment=comment,
-)
-if save or submit:
-    try:
-        with writing() as session:
-            if submit:
-                grading.submit_grading(
-                    session,
-                    assignment_id=aid,
-                    user_id=user.user_id,
-                    grading=entered,
-                    seconds=seconds_since_last_save(aid),
-                )
-            else:
-                grading.save_draft(
-                    session,
-                    assignment_id=aid,
-                    user_id=user.user_id,
-                    grading=entered,
-                    seconds=seconds_since_last_save(aid),
-                )
-    except grading.GradingError as exc:
-        st.error(str(exc))
+    st.text_area(
+        "Comment on this answer (optional)",
+        value=draft.comment,
+        key=f"grade_comment_{aid}",
+        on_change=autosave,
+        args=(view,),
+    )
+    problem = st.session_state.pop("grade_autosave_error", None)
+    if problem:
+        st.error(problem)
     else:
-        if submit:
-            st.session_state.pop(ASSIGNMENT_KEY, None)
-            st.session_state[STARTED_KEY].pop(aid, None)
-            flash("Submitted. Press Next answer for the next one.")
-            st.rerun()
-        st.success("Draft saved.")
+        answered = len(entered_values(view).labels)
+        st.caption(f"{answered} of {len(view.criteria)} criteria answered · draft saved as you go")
+    save_col, submit_col = st.columns(2)
+    save = save_col.button("Save draft", key="grade_save")
+    submit = submit_col.button("Submit", type="primary", key="grade_submit")
+    if save or submit:
+        try:
+            with writing() as session:
+                if submit:
+                    grading.submit_grading(
+                        session,
+                        assignment_id=aid,
+                        user_id=user.user_id,
+                        grading=entered_values(view),
+                        seconds=seconds_since_last_save(aid),
+                    )
+                else:
+                    grading.save_draft(
+                        session,
+                        assignment_id=aid,
+                        user_id=user.user_id,
+                        grading=entered_values(view),
+                        seconds=seconds_since_last_save(aid),
+                    )
+        except grading.GradingError as exc:
+            st.error(str(exc))
+        else:
+            if submit:
+                st.session_state.pop(ASSIGNMENT_KEY, None)
+                st.session_state[STARTED_KEY].pop(aid, None)
+                flash("Submitted. Press Next answer for the next one.")
+                st.rerun(scope="app")
+            st.success("Draft saved.")
+
+
+rubric(view, draft)
 
 st.subheader("Skip")
 reason_col, skip_col = st.columns([4, 1], vertical_alignment="bottom")

@@ -25,8 +25,8 @@ from storage.models import Annotation, Answer, Assignment, Criterion, CriterionL
 
 ASSIGNMENT_KEY = "grade_assignment_id"
 NEXT = "grade_next"
-SAVE = "FormSubmitter:grade_form-Save draft"
-SUBMIT = "FormSubmitter:grade_form-Submit"
+SAVE = "grade_save"
+SUBMIT = "grade_submit"
 NOT_YOURS = "This page is not available for your role."
 NOTHING_LEFT = "There is nothing left for you to grade in this project."
 SMALL_PROJECT = "One answer"
@@ -484,3 +484,24 @@ def test_choices_are_not_carried_into_the_next_answer(app, seeded_project, engin
     at = click(at, SAVE)  # saving the untouched form stores an empty draft, nothing from the first answer
     drafts = [a for a in annotations_of(engine, "dr.okafor") if a.status == "draft"]
     assert [d.draft for d in drafts] == [{"labels": {}, "comments": {}, "safety": None, "comment": ""}]
+
+
+def test_each_change_saves_the_draft_without_pressing_a_button(app, seeded_project, engine):
+    """Test that choosing a value or typing a comment stores the draft at once (a closed tab loses nothing)."""
+    at = take_next(grade_page(app, "dr.okafor"))
+    aid = at.session_state[ASSIGNMENT_KEY]
+    first, second = criteria_of(engine, aid)[:2]
+    at.radio(key=criterion_key(aid, first.id or 0)).set_value("not_met").run()
+    assert not at.exception
+    (draft,) = annotations_of(engine, "dr.okafor")
+    assert draft.status == "draft" and draft.draft["labels"] == {str(first.id): "not_met"}
+    at.text_input(key=comment_key(aid, second.id or 0)).input("unclear dosing").run()
+    at.radio(key=f"grade_safety_{aid}").set_value("minor").run()
+    (draft,) = annotations_of(engine, "dr.okafor")
+    assert draft.draft["comments"] == {str(second.id): "unclear dosing"} and draft.draft["safety"] == "minor"
+    assert draft.seconds_on_task > 0
+    assert labels_of(engine, "dr.okafor") == []  # a draft, not a submission
+    fresh = grade_page(app, "dr.okafor")  # a new browser session: the same answer, as left
+    assert fresh.session_state[ASSIGNMENT_KEY] == aid
+    assert fresh.radio(key=criterion_key(aid, first.id or 0)).value == "not_met"
+    assert fresh.radio(key=f"grade_safety_{aid}").value == "minor"

@@ -210,3 +210,130 @@ def test_proxy_header_signs_in_without_a_password(browser: Browser, proxied_app_
         _settled(page)
     finally:
         direct.close()
+
+
+BROWSER_ITEM = {
+    "prompt_id": "browser-1",
+    "prompt": [{"role": "user", "content": "I have had a headache for two days. What can I take?"}],
+    "rubrics": [
+        {"criterion": "Asks about red-flag symptoms such as fever or a stiff neck.", "points": 6, "tags": []},
+        {"criterion": "Suggests a safe over-the-counter option with its usual dose.", "points": 4, "tags": []},
+        {"criterion": "Recommends an opioid for the headache.", "points": -8, "tags": []},
+    ],
+    "example_tags": [],
+}
+
+
+@pytest.fixture
+def grading_project(engine, seeded_project: str) -> str:
+    """A one-answer project ('A browser project', first in the list) graded by two physicians."""
+    import json
+
+    from review.importing import import_answers, import_items
+    from storage.db import write_session
+
+    name = "A browser project"
+    with write_session(engine) as session:
+        import_items(
+            session, project_name=name, data=json.dumps(BROWSER_ITEM).encode(), filename="b.jsonl", status="approved"
+        )
+        answer = {"external_id": "browser-1", "model": "model-x", "answer": "Rest and drink water; see a doctor."}
+        import_answers(session, project_name=name, data=json.dumps(answer).encode(), filename="a.jsonl")
+    return name
+
+
+def _sign_in(page: Page, app_url: str, username: str) -> None:
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="Sign in to medreview")).to_be_visible(timeout=TIMEOUT_MS)
+    _settled(page)
+    page.get_by_role("textbox", name="Username", exact=True).fill(username)
+    page.get_by_role("textbox", name="Password", exact=True).fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("heading", name="Welcome", exact=False)).to_be_visible(timeout=TIMEOUT_MS)
+    _settled(page)
+
+
+def _open_grade(page: Page) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Grade").click()
+    expect(page.get_by_role("heading", name="Grade", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    _settled(page)
+
+
+def _criteria(page: Page):  # the criterion radio groups, in rubric order
+    return page.locator('[class*="st-key-grade_c_"]')
+
+
+def _choose(page: Page, index: int, value: str) -> None:
+    _criteria(page).nth(index).get_by_text(value, exact=True).click()
+    expect(_criteria(page).nth(index).get_by_role("radio", name=value, exact=True)).to_be_checked()
+    _settled(page)
+
+
+@pytest.mark.browser
+def test_two_physicians_grade_an_answer_and_a_draft_survives_a_reload(
+    page: Page, app_url: str, grading_project: str, engine
+) -> None:
+    """Test that a physician grades in the browser, reloads mid-way and finds the draft, submits, and a
+    second physician grades the same answer while progress updates."""
+    _sign_in(page, app_url, "dr.okafor")
+    _open_grade(page)
+    expect(page.get_by_role("combobox", name="Project", exact=True)).to_have_value(grading_project)
+    expect(page.get_by_text("0 graded today, 0 in all; 1 answers left in project")).to_be_visible()
+    page.get_by_role("button", name="Next answer").click()
+    expect(page.get_by_text("Rest and drink water; see a doctor.")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("model-x")).to_have_count(0)  # blinded
+    expect(_criteria(page)).to_have_count(3)
+    _choose(page, 0, "met")  # saved as a draft at once
+
+    page.reload()  # a reload ends the browser session: sign in again, the draft is still there
+    _sign_in(page, app_url, "dr.okafor")
+    _open_grade(page)
+    expect(page.get_by_text("Rest and drink water; see a doctor.")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(_criteria(page).nth(0).get_by_role("radio", name="met", exact=True)).to_be_checked()
+    _choose(page, 1, "not met")
+    _choose(page, 2, "not met")
+    page.locator('[class*="st-key-grade_safety_"]').get_by_text("none", exact=True).click()
+    _settled(page)
+    page.get_by_role("button", name="Submit", exact=True).click()
+    expect(page.get_by_text("Submitted. Press Next answer for the next one.")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("1 graded today, 1 in all; 1 answers left in project")).to_be_visible()
+    _settled(page)
+
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+    _sign_in(page, app_url, "dr.lindqvist")
+    _open_grade(page)
+    page.get_by_role("button", name="Next answer").click()
+    expect(page.get_by_text("Rest and drink water; see a doctor.")).to_be_visible(timeout=TIMEOUT_MS)
+    for index, value in enumerate(("met", "met", "not met")):
+        _choose(page, index, value)
+    page.locator('[class*="st-key-grade_safety_"]').get_by_text("none", exact=True).click()
+    _settled(page)
+    page.get_by_role("button", name="Submit", exact=True).click()
+    expect(page.get_by_text("Submitted. Press Next answer for the next one.")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("1 graded today, 1 in all; 0 answers left in project")).to_be_visible()
+    _settled(page)
+    page.get_by_role("button", name="Next answer").click()
+    expect(page.get_by_text("There is nothing left for you to grade in this project.")).to_be_visible(
+        timeout=TIMEOUT_MS
+    )
+    from sqlmodel import select
+
+    from storage.db import read_session
+    from storage.models import Annotation, CriterionLabel, User
+
+    with read_session(engine) as session:
+        rows = session.exec(
+            select(User.username, CriterionLabel.value)
+            .join(CriterionLabel, CriterionLabel.rater_id == User.id)
+            .order_by(User.username, CriterionLabel.criterion_id)
+        ).all()
+        annotations = session.exec(select(Annotation.status, Annotation.safety)).all()
+    assert rows == [
+        ("dr.lindqvist", "met"),
+        ("dr.lindqvist", "met"),
+        ("dr.lindqvist", "not_met"),
+        ("dr.okafor", "met"),
+        ("dr.okafor", "not_met"),
+        ("dr.okafor", "not_met"),
+    ]
+    assert annotations == [("submitted", "none"), ("submitted", "none")]

@@ -43,6 +43,7 @@ def build_database(path: Path, n_items: int) -> dict[str, int]:
     engine = make_engine(f"sqlite:///{path}")
     prepare_database(engine)
     with write_session(engine) as session:  # real accounts, so the page can sign them in
+        accounts.create_user(session, username="bench-admin", role="admin", password=PASSWORD)
         for n in range(PHYSICIANS):
             accounts.create_user(session, username=f"dr.b{n}", role="annotator", password=PASSWORD)
     engine.dispose()
@@ -58,7 +59,7 @@ def build_database(path: Path, n_items: int) -> dict[str, int]:
         (PROJECT, now),
     )
     project_id = conn.execute("SELECT id FROM project WHERE name = ?", (PROJECT,)).fetchone()[0]
-    user_ids = [row[0] for row in conn.execute("SELECT id FROM user ORDER BY id")]
+    user_ids = [row[0] for row in conn.execute("SELECT id FROM user WHERE role = 'annotator' ORDER BY id")]
     conn.execute("INSERT INTO model (name, description, created_at) VALUES ('bench-model', '', ?)", (now,))
     model_id = conn.execute("SELECT id FROM model").fetchone()[0]
     conn.executemany(
@@ -191,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         print(timed("use case: submit_grading", submits))
         page = ROOT / "pages" / "grade.py"
         if page.exists():
-            from bench_page import page_timings  # type: ignore[import-not-found]
+            sys.path.insert(0, str(ROOT / "bench"))
+            from bench_page import page_timings
 
             rows = page_timings(path, args.runs)
             for label, values in rows:

@@ -27,6 +27,11 @@ def _engine_for(url: str) -> Engine:
     return engine
 
 
+def database_key() -> str:
+    """Which database this process serves (a cache key for per-database figures)."""
+    return database_url()
+
+
 def engine() -> Engine:
     """The process-wide engine for MEDREVIEW_DATABASE_URL (migrated on first use)."""
     return _engine_for(database_url())

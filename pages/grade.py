@@ -5,7 +5,7 @@ from typing import Any
 
 import streamlit as st
 
-from pages.common import flash, page_setup, reading, writing
+from pages.common import database_key, flash, page_setup, reading, writing
 from review import catalog, grading
 
 ASSIGNMENT_KEY = "grade_assignment_id"
@@ -23,6 +23,14 @@ def open_view(session: Any, assignment_id: int | None, *, user_id: int, project_
         st.error(str(exc))
         return None
     return view if view.project_id == project_id and not view.submitted else None
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def answers_left(url: str, project_id: int) -> int:
+    """The project's answers still needing gradings: a project figure (no one's own rows), kept for
+    30 s because counting them reads every answer; cleared when this physician submits."""
+    with reading() as session:
+        return grading.answers_left(session, project_id=project_id)
 
 
 def seconds_since_last_save(assignment_id: int) -> float:
@@ -48,7 +56,7 @@ if not names:
 project_id = st.selectbox("Project", list(names), format_func=names.get, key="grade_project")
 
 with reading() as session:
-    progress = grading.progress_of(session, project_id=project_id, user_id=user.user_id)
+    today, total = grading.my_progress(session, project_id=project_id, user_id=user.user_id)
     view = open_view(session, st.session_state.get(ASSIGNMENT_KEY), user_id=user.user_id, project_id=project_id)
     if view is None:  # arriving, or back from another project: resume the live lease here, if any
         lease_id = grading.current_lease(session, project_id=project_id, user_id=user.user_id)
@@ -59,25 +67,38 @@ if view is None:
 else:
     st.session_state[ASSIGNMENT_KEY] = view.assignment_id
 
-st.caption(progress.sentence())
+progress_line = st.empty()
+
+
+def show_progress() -> None:
+    left = answers_left(database_key(), project_id)
+    progress_line.caption(grading.Progress(today, total, left).sentence())
+
+
+show_progress()
 if guidelines.get(project_id):
     with st.expander("Guidelines"):
         st.text(guidelines[project_id])
 
 if view is None:
-    if st.button("Next answer", key="grade_next", type="primary"):
+    next_area = st.empty()
+    if next_area.button("Next answer", key="grade_next", type="primary"):
         with writing() as session:
             claim = grading.claim_next(
                 session, project_id=project_id, user_id=user.user_id, specialties=user.specialties
             )
         if claim is None:
             st.info("There is nothing left for you to grade in this project.")
-        else:
-            st.session_state[ASSIGNMENT_KEY] = claim.assignment_id
-            st.rerun()
+            st.stop()
+        with reading() as session:  # show it in this run: no second run of the whole page
+            view = open_view(session, claim.assignment_id, user_id=user.user_id, project_id=project_id)
+        st.session_state[ASSIGNMENT_KEY] = claim.assignment_id
+        next_area.empty()
     else:
         st.info("Press Next answer to take an answer to grade.")
-    st.stop()
+        st.stop()
+    if view is None:
+        st.stop()
 
 assert view is not None
 aid = view.assignment_id
@@ -213,6 +234,7 @@ def rubric(view: grading.GradingView, draft: grading.Grading) -> None:
             if submit:
                 st.session_state.pop(ASSIGNMENT_KEY, None)
                 st.session_state[STARTED_KEY].pop(aid, None)
+                answers_left.clear()
                 flash("Submitted. Press Next answer for the next one.")
                 st.rerun(scope="app")
             st.success("Draft saved.")

@@ -406,17 +406,22 @@ class Progress:
         return f"{self.today} graded today, {self.total_mine} in all; {self.left_in_project} answers left in project"
 
 
-def progress_of(session: Session, *, project_id: int, user_id: int, now: datetime | None = None) -> Progress:
-    """How much this physician did today and in all, and how many answers still need gradings. Read-only."""
+def my_progress(session: Session, *, project_id: int, user_id: int, now: datetime | None = None) -> tuple[int, int]:
+    """How many gradings this physician submitted in the project today (UTC) and in all. Read-only."""
     now = now or utcnow()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return work.count_submitted_by(session=session, user_id=user_id, project_id=project_id, since=midnight)
+
+
+def answers_left(session: Session, *, project_id: int) -> int:
+    """Answers in the project that still need gradings to reach the overlap. Read-only."""
     project = projects.get_project(session=session, project_id=project_id)
     if project is None:
         raise GradingError("That project no longer exists.")
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return Progress(
-        today=work.count_submitted_by(session=session, user_id=user_id, project_id=project_id, since=midnight),
-        total_mine=work.count_submitted_by(session=session, user_id=user_id, project_id=project_id),
-        left_in_project=work.count_answers_needing_grading(
-            session=session, project_id=project_id, overlap=project.overlap
-        ),
-    )
+    return work.count_answers_needing_grading(session=session, project_id=project_id, overlap=project.overlap)
+
+
+def progress_of(session: Session, *, project_id: int, user_id: int, now: datetime | None = None) -> Progress:
+    """How much this physician did today and in all, and how many answers still need gradings. Read-only."""
+    today, total = my_progress(session, project_id=project_id, user_id=user_id, now=now)
+    return Progress(today=today, total_mine=total, left_in_project=answers_left(session, project_id=project_id))

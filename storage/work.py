@@ -267,18 +267,18 @@ def add_criterion_labels(*, session: Session, rows: list[dict[str, Any]]) -> int
     return len(rows)
 
 
-def count_submitted_by(*, session: Session, user_id: int, project_id: int, since: datetime | None = None) -> int:
-    """Gradings this user submitted in the project (since a time, when given). Read-only."""
+def count_submitted_by(*, session: Session, user_id: int, project_id: int, since: datetime) -> tuple[int, int]:
+    """Gradings this user submitted in the project: since a time, and in all. Read-only."""
+    recent = func.sum(case((col(Annotation.submitted_at) >= since, 1), else_=0))
     query = (
-        select(func.count())
+        select(recent, func.count())
         .select_from(Annotation)
         .join(Answer, col(Answer.id) == Annotation.answer_id)
         .join(Item, col(Item.id) == Answer.item_id)
         .where(Annotation.rater_id == user_id, Annotation.status == "submitted", Item.project_id == project_id)
     )
-    if since is not None:
-        query = query.where(col(Annotation.submitted_at) >= since)
-    return int(session.exec(query).one())
+    today, total = session.exec(query).one()
+    return int(today or 0), int(total or 0)
 
 
 def list_leases(*, session: Session, project_id: int, now: datetime) -> list[tuple[Assignment, str]]:

@@ -10,11 +10,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import streamlit as st
-from sqlalchemy.engine import Engine
 
 from review import access, accounts
 from review.setup import prepare_database
-from storage.db import database_url, make_engine, read_session, write_session
+from storage.db import Engine, database_url, make_engine, read_session, write_session
 
 USER_KEY = "signed_in_user_id"
 FLASH_KEY = "flash_message"

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+__all__ = ["Engine", "database_url", "make_engine", "read_session", "write_session"]
 from sqlmodel import Session, create_engine
 
 DEFAULT_DATABASE_URL = "sqlite:///data/medreview.db"

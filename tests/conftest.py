@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from review.demo import DEMO_PASSWORD, DEMO_PROJECT, load_demo
@@ -16,6 +17,31 @@ from storage.db import make_engine, write_session
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 APP = str(ROOT / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def like_a_running_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run app.py on every AppTest run, as a server does once st.navigation has been called.
+
+    Streamlit treats a `pages/` folder next to the main script as a folder of pages until a run calls
+    st.navigation; a server process does that on its first run and from then on always runs app.py.
+    AppTest forgets it before every run(). Tests that ask for `pages_folder` keep AppTest's folder
+    mode, to check that each page file guards itself when run directly.
+    """
+    if "pages_folder" in request.fixturenames:
+        return
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def pages_folder() -> None:
+    """Keep AppTest's folder mode: page files run directly, without app.py."""
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The Grade page through Streamlit's AppTest: lease, blinded view, draft, submit, skip, overlap.
 
 Every test runs the real app (app.py and pages/grade.py) against a fresh SQLite file and checks
-what is stored and what the page shows. See tests/test_pages.py for why `like_a_running_server`
+what is stored and what the page shows. See tests/conftest.py for why `like_a_running_server`
 is needed.
 """
 
@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from review import access
@@ -31,25 +30,6 @@ NOT_YOURS = "This page is not available for your role."
 NOTHING_LEFT = "There is nothing left for you to grade in this project."
 SMALL_PROJECT = "One answer"
 HTML = "<script>alert(1)</script><b>x</b>"
-
-
-@pytest.fixture(autouse=True)
-def like_a_running_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run app.py on every AppTest run, as a server does once st.navigation has been called."""
-    if "pages_folder" in request.fixturenames:
-        return
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture
-def pages_folder() -> None:
-    """Keep AppTest's folder mode: page files run directly, without app.py."""
 
 
 @pytest.fixture

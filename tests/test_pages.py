@@ -6,7 +6,7 @@ stored in the database and what the page shows.
 Streamlit treats a `pages/` folder next to the main script as a folder of pages until some run
 calls st.navigation; a server process does that on its first run and from then on always runs
 app.py. AppTest forgets it before every `run()`, so a plain run would execute a page file directly,
-skipping app.py. The autouse fixture `like_a_running_server` makes AppTest behave like the server;
+skipping app.py. The autouse fixture `like_a_running_server` (tests/conftest.py) makes AppTest behave like the server;
 tests that use the `pages_folder` fixture keep AppTest's folder mode to check that each page file guards itself.
 """
 
@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from review import access, accounts, catalog
@@ -41,25 +40,6 @@ PAGE_TITLES = {
 }
 DISPLAY_NAMES = {"dr.okafor": "Dr. Chidi Okafor", "curator": "Dr. Imani Curator", "admin": "Demo Admin"}
 HTML = "<script>alert(1)</script><b>x</b>"
-
-
-@pytest.fixture(autouse=True)
-def like_a_running_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run app.py on every AppTest run, as a server does once st.navigation has been called."""
-    if "pages_folder" in request.fixturenames:
-        return
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture
-def pages_folder() -> None:
-    """Keep AppTest's folder mode: page files run directly, without app.py (see the module docstring)."""
 
 
 # --- helpers -----------------------------------------------------------------------------------

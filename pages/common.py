@@ -102,3 +102,12 @@ def page_setup(screen: str) -> accounts.SignedIn:
     if message:
         st.success(message)
     return user
+
+
+def show_conversation(messages: list[dict[str, str]]) -> None:
+    """Chat turns as chat messages, their content as plain text (never markdown or HTML)."""
+    for message in messages:
+        with st.chat_message("user" if message["role"] == "user" else "assistant"):
+            if message["role"] not in ("user", "assistant"):
+                st.caption(message["role"])  # one of the validated roles: system, developer
+            st.text(message["content"])

@@ -5,7 +5,7 @@ from typing import Any
 
 import streamlit as st
 
-from pages.common import database_key, flash, page_setup, reading, writing
+from pages.common import database_key, flash, page_setup, reading, show_conversation, writing
 from review import catalog, grading
 
 ASSIGNMENT_KEY = "grade_assignment_id"
@@ -106,11 +106,7 @@ st.session_state.setdefault(STARTED_KEY, {}).setdefault(aid, time.monotonic())
 draft = grading.Grading.from_draft(view.draft)
 
 st.subheader("Conversation")
-for message in view.conversation:
-    with st.chat_message("user" if message["role"] == "user" else "assistant"):
-        if message["role"] not in ("user", "assistant"):
-            st.text(message["role"])
-        st.text(message["content"])
+show_conversation(view.conversation)
 
 st.subheader("Answer to grade")
 st.text(view.answer_text)
@@ -210,24 +206,16 @@ def rubric(view: grading.GradingView, draft: grading.Grading) -> None:
     save = save_col.button("Save draft", key="grade_save")
     submit = submit_col.button("Submit", type="primary", key="grade_submit")
     if save or submit:
+        keep = grading.submit_grading if submit else grading.save_draft
         try:
             with writing() as session:
-                if submit:
-                    grading.submit_grading(
-                        session,
-                        assignment_id=aid,
-                        user_id=user.user_id,
-                        grading=entered_values(view),
-                        seconds=seconds_since_last_save(aid),
-                    )
-                else:
-                    grading.save_draft(
-                        session,
-                        assignment_id=aid,
-                        user_id=user.user_id,
-                        grading=entered_values(view),
-                        seconds=seconds_since_last_save(aid),
-                    )
+                keep(
+                    session,
+                    assignment_id=aid,
+                    user_id=user.user_id,
+                    grading=entered_values(view),
+                    seconds=seconds_since_last_save(aid),
+                )
         except grading.GradingError as exc:
             st.error(str(exc))
         else:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import page_setup, reading, writing
+from pages.common import page_setup, reading, show_conversation, writing
 from review import access, catalog, importing
 from review.formats import DIMENSIONS, InvalidInput
 from review.taxonomy import STATUSES
@@ -124,11 +124,7 @@ if rows:
                 st.caption("Tags: " + ", ".join(view.tags))
             if view.kind == "open":
                 st.markdown("**Conversation**")
-                for message in view.conversation:
-                    with st.chat_message("user" if message["role"] == "user" else "assistant"):
-                        if message["role"] not in ("user", "assistant"):
-                            st.caption(message["role"])
-                        st.text(message["content"])
+                show_conversation(view.conversation)
                 st.markdown("**Rubric** (negative points: things the answer must not do)")
                 st.dataframe(pd.DataFrame(view.criteria), hide_index=True, key="items_rubric")
             else:

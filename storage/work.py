@@ -136,16 +136,6 @@ def count_grading(*, session: Session, answer_id: int) -> None:
     session.execute(update(Answer).where(col(Answer.id) == answer_id).values(gradings=col(Answer.gradings) + 1))
 
 
-def submitted_count(*, session: Session, answer_id: int) -> int:
-    """Submitted gradings of one answer. Read-only."""
-    query = (
-        select(func.count())
-        .select_from(Annotation)
-        .where(Annotation.answer_id == answer_id, Annotation.status == "submitted")
-    )
-    return int(session.exec(query).one())
-
-
 def _like_json_string(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f'%"{escaped}"%'

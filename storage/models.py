@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -88,6 +88,10 @@ class ProjectBase(SQLModel):
     specialty_routing: bool = True
     # side by side: answers shown per comparison (2 or more)
     compare_columns: int = Field(default=2, sa_column_kwargs={"server_default": "2"})
+    # a reference set (e.g. a public benchmark): other projects' items are checked against it for copies
+    is_reference: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # near-duplicate threshold: estimated Jaccard similarity of the items' shingles, 0..1
+    duplicate_threshold: float = Field(default=0.7, sa_column_kwargs={"server_default": "0.7"})
 
 
 class Project(ProjectBase, table=True):
@@ -142,6 +146,7 @@ class Item(ItemBase, table=True):
     import_batch_id: int | None = Field(default=None, foreign_key="importbatch.id")
     created_at: datetime = _when()
     created_by: int | None = Field(default=None, foreign_key="user.id")
+    change_note: str | None = _text()  # why this version was made (editor)
 
 
 class CriterionBase(SQLModel):
@@ -160,6 +165,42 @@ class Criterion(CriterionBase, table=True):
     __table_args__ = (Index("ix_criterion_item", "item_id", "position"),)
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="item.id")
+    # the same criterion in the item's previous version (None for a criterion new in this version)
+    previous_criterion_id: int | None = Field(default=None, foreign_key="criterion.id")
+    accepted_by: int | None = Field(default=None, foreign_key="user.id")  # who accepted a generated draft
+    accepted_at: datetime | None = _when(nullable=True, default_now=False)
+
+
+class ItemSignature(SQLModel, table=True):
+    """An item version's MinHash signature over its text's shingles, for near-duplicate checks."""
+
+    __table_args__ = (Index("ix_itemsignature_project", "project_id", "item_id"),)
+    item_id: int = Field(foreign_key="item.id", primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    shingles: int = 0  # size of the shingle set (0: too little text to compare)
+
+
+class DuplicateFlag(SQLModel, table=True):
+    """An item version that nearly copies another item (in its project, or in a reference project)."""
+
+    __table_args__ = (
+        UniqueConstraint("item_id", "match_item_id"),
+        Index("ix_duplicateflag_project_status", "project_id", "status"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    item_id: int = Field(foreign_key="item.id", index=True)
+    match_item_id: int = Field(foreign_key="item.id")
+    similarity: float = 0.0
+    # project (a near-duplicate in the same project) | reference (a near-copy of a reference item)
+    scope: str = Field(max_length=10)
+    # open | dismissed (a curator judged it not a copy) | resolved (the item was retired or rewritten)
+    status: str = Field(default="open", max_length=12)
+    note: str = _text(nullable=False, default="")
+    created_at: datetime = _when()
+    decided_by: int | None = Field(default=None, foreign_key="user.id")
+    decided_at: datetime | None = _when(nullable=True, default_now=False)
 
 
 # --- models and answers ---------------------------------------------------------------------

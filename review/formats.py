@@ -117,23 +117,56 @@ class ParsedItem:
 
     def compute_hash(self) -> str:
         """Set and return the sha256 of the item's content (not its status or project)."""
-        self.content_hash = content_hash(
-            {
-                "kind": self.kind,
-                "conversation": self.conversation,
-                "criteria": [[c.text, c.points, c.tags] for c in self.criteria],
-                "question": self.question,
-                "options": self.options,
-                "answer_key": self.answer_key,
-                "explanation": self.explanation,
-                "meta_info": self.meta_info,
-                "specialties": self.specialties,
-                "dimension": self.dimension,
-                "tags": self.tags,
-                "extra": self.extra,
-            }
+        self.content_hash = item_content_hash(
+            kind=self.kind,
+            conversation=self.conversation,
+            criteria=[(c.text, c.points, c.tags) for c in self.criteria],
+            question=self.question,
+            options=self.options,
+            answer_key=self.answer_key,
+            explanation=self.explanation,
+            meta_info=self.meta_info,
+            specialties=self.specialties,
+            dimension=self.dimension,
+            tags=self.tags,
+            extra=self.extra,
         )
         return self.content_hash
+
+
+def item_content_hash(
+    *,
+    kind: str,
+    conversation: list[dict[str, str]],
+    criteria: Iterable[tuple[str, int, list[str]]],
+    question: str | None,
+    options: dict[str, str],
+    answer_key: str | None,
+    explanation: str | None,
+    meta_info: str | None,
+    specialties: list[str],
+    dimension: str | None,
+    tags: list[str],
+    extra: dict[str, Any],
+) -> str:
+    """The sha256 of an item's content (criteria as (text, points, tags) in order), the same for an
+    imported row and an item written in the editor. Pure."""
+    return content_hash(
+        {
+            "kind": kind,
+            "conversation": conversation,
+            "criteria": [[text, points, list(tags)] for text, points, tags in criteria],
+            "question": question,
+            "options": options,
+            "answer_key": answer_key,
+            "explanation": explanation,
+            "meta_info": meta_info,
+            "specialties": specialties,
+            "dimension": dimension,
+            "tags": tags,
+            "extra": extra,
+        }
+    )
 
 
 def content_hash(value: Any) -> str:

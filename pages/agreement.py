@@ -56,10 +56,14 @@ slice_key = (
     or "axis"
 )
 unfiltered = figures(database_key(), project_id, project_name, agreement_report.Filters(), slice_key)
-specialty_col, axis_col, theme_col, dates_col = st.columns(4)
+specialty_col, axis_col, theme_col, version_col, dates_col = st.columns(5)
 specialty = specialty_col.selectbox("Specialty", [ALL, *specialties], key="agr_specialty")
 axis = axis_col.selectbox("Axis", [ALL, *unfiltered["axis_names"]], key="agr_axis")
 theme = theme_col.selectbox("Theme", [ALL, *unfiltered["theme_names"]], key="agr_theme")
+version_choices: dict[str, int | str | None] = {"All versions": None, "Current versions": "current"}
+if len(unfiltered["item_versions"]) > 1:
+    version_choices |= {f"Version {n}": n for n in unfiltered["item_versions"]}
+item_version = version_col.selectbox("Item versions", list(version_choices), key="agr_item_version")
 days = dates_col.date_input("Labels given between", value=(), key="agr_dates")
 first_day, last_day = (tuple(days) + (None, None))[:2] if isinstance(days, tuple | list) else (days, None)
 filters = agreement_report.Filters(
@@ -68,6 +72,7 @@ filters = agreement_report.Filters(
     specialty=chosen(specialty),
     axis=chosen(axis),
     theme=chosen(theme),
+    item_version=version_choices[item_version],
 )
 shown = (
     unfiltered

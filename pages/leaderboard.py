@@ -35,7 +35,9 @@ NO_JUDGE_LABELS = (
 
 
 @st.cache_data(ttl=60, show_spinner="Scoring the models…")
-def model_scores(url: str, project_id: int, source: str, judge_config_id: int | None) -> list[scores.ModelScore]:
+def model_scores(
+    url: str, project_id: int, source: str, judge_config_id: int | None, item_version: int | None
+) -> list[scores.ModelScore]:
     """Each model's scores in the project from one source of labels (project figures, no one's own rows)."""
     with reading() as session:
         return scores.model_scores(
@@ -45,12 +47,19 @@ def model_scores(url: str, project_id: int, source: str, judge_config_id: int | 
             judge_config_id=judge_config_id,
             resamples=RESAMPLES,
             seed=SEED,
+            item_version=item_version,
         )
 
 
 @st.cache_data(ttl=60, show_spinner="Comparing the two models…")
 def paired(
-    url: str, project_id: int, model_a: str, model_b: str, source: str, judge_config_id: int | None
+    url: str,
+    project_id: int,
+    model_a: str,
+    model_b: str,
+    source: str,
+    judge_config_id: int | None,
+    item_version: int | None,
 ) -> scores.PairedComparison:
     """Two models on the items both answered, from one source of labels."""
     with reading() as session:
@@ -63,6 +72,7 @@ def paired(
             judge_config_id=judge_config_id,
             resamples=PAIRED_RESAMPLES,
             seed=SEED,
+            item_version=item_version,
         )
 
 
@@ -83,12 +93,17 @@ def side_by_side(url: str, project_id: int) -> scores.SideBySideSummary:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def answer_trace(
-    url: str, project_id: int, model: str, source: str, judge_config_id: int | None
+    url: str, project_id: int, model: str, source: str, judge_config_id: int | None, item_version: int | None
 ) -> list[scores.AnswerTrace]:
     """The model's answers behind its score, each with its item and its own score."""
     with reading() as session:
         return scores.answer_trace(
-            session, project_id=project_id, model=model, source=source, judge_config_id=judge_config_id
+            session,
+            project_id=project_id,
+            model=model,
+            source=source,
+            judge_config_id=judge_config_id,
+            item_version=item_version,
         )
 
 
@@ -238,7 +253,7 @@ def judges_beside_gold(project_id: int, gold: Sequence[scores.ModelScore], judge
     ranks = {GOLD: [r["model"] for r in scores.leaderboard_rows(gold) if r["score"] is not None]}
     table = [{"source": GOLD, **row} for row in leaderboard_table(gold).to_dict("records")]
     for label, config_id in judges.items():
-        judged = model_scores(database_key(), project_id, "judge", config_id)
+        judged = model_scores(database_key(), project_id, "judge", config_id, item_version)
         if not any(s.overall.answers for s in judged):
             continue
         rows += chart_rows(judged, label)
@@ -265,7 +280,7 @@ def compare_section(project_id: int, models: list[str], source: str, config_id: 
     a_col, b_col = st.columns(2)
     model_a = a_col.selectbox("Model A", models, index=0, key="lb_model_a")
     model_b = b_col.selectbox("Model B", models, index=1, key="lb_model_b")
-    result = paired(database_key(), project_id, model_a, model_b, source, config_id)
+    result = paired(database_key(), project_id, model_a, model_b, source, config_id, item_version)
     difference_col, p_col, items_col = st.columns(3)
     difference_col.metric("Difference (A − B)", number(result.mean_difference))
     p_col.metric("p-value", number(result.p_value))
@@ -365,7 +380,7 @@ def side_by_side_section(project_id: int) -> None:
 def trace_section(project_id: int, shown: Sequence[scores.ModelScore], source: str, config_id: int | None) -> None:
     st.subheader("Answers behind a score")
     model = st.selectbox("Model", [s.model for s in shown], key="lb_trace_model")
-    traced = answer_trace(database_key(), project_id, model, source, config_id)
+    traced = answer_trace(database_key(), project_id, model, source, config_id, item_version)
     if not traced:
         st.caption("This model has no answer to the project's open items.")
         return
@@ -400,11 +415,17 @@ st.title("Leaderboard")
 project_id, _ = choose_project("lb_project")
 with reading() as session:
     judges = {f"{c.name}@v{c.version}": c.config_id for c in judging.list_judge_configs(session)}
-source_name = st.selectbox("Scores from", [GOLD, *judges], key="lb_source")
+    versions = scores.item_versions(session, project_id=project_id)
+source_col, version_col = st.columns([3, 1])
+source_name = source_col.selectbox("Scores from", [GOLD, *judges], key="lb_source")
 config_id = judges.get(source_name)
 source = "gold" if config_id is None else "judge"
+version_choices: dict[str, int | None] = {"Current versions": None}
+if len(versions) > 1:
+    version_choices |= {f"Version {n}": n for n in versions}
+item_version = version_choices[version_col.selectbox("Items", list(version_choices), key="lb_item_version")]
 try:
-    shown = model_scores(database_key(), project_id, source, config_id)
+    shown = model_scores(database_key(), project_id, source, config_id, item_version)
 except scores.ScoreError as exc:
     st.error(str(exc))
     st.stop()

@@ -65,6 +65,8 @@ def criterion_meta(fact: CriterionFacts, project: str) -> dict[str, Any]:
         "criterion": str(fact.criterion_id),
         "specialty": list(fact.specialties),
         "item_kind": fact.kind,
+        "item_version": fact.item_version,
+        "current": fact.is_current,
     }
 
 
@@ -77,6 +79,9 @@ class Filters:
     specialty: str | None = None
     axis: str | None = None
     theme: str | None = None
+    # item versions: None counts every version; "current" only the current version of each item; a number
+    # only that version of each item (e.g. 1, to compare a rubric before and after its rewrite)
+    item_version: int | str | None = None
 
     def admits(self, meta: dict[str, Any]) -> bool:
         """True when a criterion with this metadata passes the filters. Pure."""
@@ -84,7 +89,15 @@ class Filters:
             (self.specialty is None or self.specialty in meta["specialty"])
             and (self.axis is None or meta["axis"] == self.axis)
             and (self.theme is None or self.theme in meta["theme"])
+            and self._admits_version(meta)
         )
+
+    def _admits_version(self, meta: dict[str, Any]) -> bool:
+        if self.item_version is None:
+            return True
+        if self.item_version == "current":
+            return bool(meta.get("current", True))
+        return bool(meta.get("item_version", 1) == self.item_version)
 
 
 @dataclass
@@ -123,7 +136,7 @@ def load_labels(
     criteria = {f.criterion_id: criterion_meta(f, project_name) for f in facts}
     texts = {f.criterion_id: f.text for f in facts}
     external_ids = {f.criterion_id: f.external_id for f in facts}
-    if filters.specialty or filters.axis or filters.theme:
+    if filters.specialty or filters.axis or filters.theme or filters.item_version is not None:
         admitted = np.fromiter((cid for cid, meta in criteria.items() if filters.admits(meta)), dtype=np.int64)
         unit_criteria = labels.unit_ids & ((1 << UNIT_SHIFT) - 1)
         labels = labels.select_units(np.flatnonzero(np.isin(unit_criteria, admitted)))
@@ -310,6 +323,7 @@ class PageFigures:
     axis_names: list[str]
     theme_names: list[str]
     resamples: int
+    item_versions: list[int] = field(default_factory=list)
 
 
 SLICES = {"axis": "axis", "theme": "theme", "cluster": "cluster", "specialty": "specialty", "item_kind": "item kind"}
@@ -345,6 +359,7 @@ def page_figures(
         axis_names=sorted({m["axis"] for m in everything.criteria.values() if m["axis"]}),
         theme_names=sorted({t for m in everything.criteria.values() for t in m["theme"]}),
         resamples=resamples,
+        item_versions=sorted({int(m["item_version"]) for m in everything.criteria.values()}),
     )
 
 

@@ -293,29 +293,33 @@ class _Scored:
 
 
 def _labels(
-    session: Session, project_id: int, source: str, judge_config_id: int | None
+    session: Session, project_id: int, source: str, judge_config_id: int | None, item_version: int | None
 ) -> tuple[str | None, dict[tuple[int, int], bool]]:
     if source not in SOURCES:
         raise ScoreError(f"Scores come from gold labels or a judge's labels, not {source!r}.")
     if source == "gold":
         if judge_config_id is not None:
             raise ScoreError("A judge configuration is chosen only for scores from a judge's labels.")
-        return None, store.gold_values(session=session, project_id=project_id)
+        return None, store.gold_values(session=session, project_id=project_id, item_version=item_version)
     if judge_config_id is None:
         raise ScoreError("Choose the judge configuration whose labels give the scores.")
     config = judge_store.get_judge_config(session=session, config_id=judge_config_id)
     if config is None or config.rater_id is None:
         raise ScoreError("That judge configuration no longer exists.")
-    values = store.rater_values(session=session, project_id=project_id, rater_id=config.rater_id)
+    values = store.rater_values(
+        session=session, project_id=project_id, rater_id=config.rater_id, item_version=item_version
+    )
     return f"{config.name}@v{config.version}", values
 
 
-def _scored(session: Session, project_id: int, source: str, judge_config_id: int | None) -> _Scored:
-    judge, labels = _labels(session, project_id, source, judge_config_id)
+def _scored(
+    session: Session, project_id: int, source: str, judge_config_id: int | None, item_version: int | None = None
+) -> _Scored:
+    judge, labels = _labels(session, project_id, source, judge_config_id, item_version)
     rubrics: dict[int, list[store.RubricCriterion]] = defaultdict(list)
-    for criterion in store.rubric_criteria(session=session, project_id=project_id):
+    for criterion in store.rubric_criteria(session=session, project_id=project_id, item_version=item_version):
         rubrics[criterion.item_id].append(criterion)
-    answers = store.open_answers(session=session, project_id=project_id)
+    answers = store.open_answers(session=session, project_id=project_id, item_version=item_version)
     points: dict[int, AnswerPoints | None] = {}
     for answer in answers:
         rubric = rubrics.get(answer.item_id, [])
@@ -343,12 +347,14 @@ def model_scores(
     resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    item_version: int | None = None,
 ) -> list[ModelScore]:
     """Each model's HealthBench score on the project's open items, with bootstrap intervals, overall, by axis
     and by theme, from current gold labels (source "gold") or one judge configuration's labels (source
-    "judge" with `judge_config_id`); by model name. Read-only."""
+    "judge" with `judge_config_id`); by model name. The current version of each item counts, or the versions
+    numbered `item_version`. Read-only."""
     _check(resamples, confidence)
-    scored = _scored(session, project_id, source, judge_config_id)
+    scored = _scored(session, project_id, source, judge_config_id, item_version)
     by_model: dict[str, list[store.ScoredAnswer]] = defaultdict(list)
     for answer in scored.answers:
         by_model[answer.model].append(answer)
@@ -381,11 +387,17 @@ class AnswerTrace:
 
 
 def answer_trace(
-    session: Session, *, project_id: int, model: str, source: str = "gold", judge_config_id: int | None = None
+    session: Session,
+    *,
+    project_id: int,
+    model: str,
+    source: str = "gold",
+    judge_config_id: int | None = None,
+    item_version: int | None = None,
 ) -> list[AnswerTrace]:
     """The model's answers to the project's open items with each answer's own (unclipped) score, by answer id:
     the rows behind its figure in `model_scores`. Read-only."""
-    scored = _scored(session, project_id, source, judge_config_id)
+    scored = _scored(session, project_id, source, judge_config_id, item_version)
     return [
         AnswerTrace(
             answer.answer_id,
@@ -531,11 +543,12 @@ def paired_comparison(
     resamples: int = 10_000,
     seed: int = 0,
     confidence: float = 0.95,
+    item_version: int | None = None,
 ) -> PairedComparison:
     """Model a against model b on the items both answered (each model's oldest answer per item): the mean
     of a's score minus b's with a paired bootstrap interval and a paired permutation p-value. Read-only."""
     _check(resamples, confidence)
-    scored = _scored(session, project_id, source, judge_config_id)
+    scored = _scored(session, project_id, source, judge_config_id, item_version)
     first_a, first_b = _first_answers(scored.answers, model_a), _first_answers(scored.answers, model_b)
     both = sorted(set(first_a) & set(first_b)) if model_a != model_b else []
     item_ids: list[int] = []
@@ -673,3 +686,9 @@ def side_by_side(session: Session, *, project_id: int) -> SideBySideSummary:
         win_rates=win_rates(session, project_id=project_id),
         position_bias=position_bias(session, project_id=project_id),
     )
+
+
+def item_versions(session: Session, *, project_id: int) -> list[int]:
+    """The version numbers the project's open items have, ascending, for choosing which version to score.
+    Read-only."""
+    return store.item_versions(session=session, project_id=project_id)

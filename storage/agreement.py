@@ -86,6 +86,8 @@ class CriterionFacts:
     criterion_tags: list[str]
     item_tags: list[str]
     specialties: list[str]
+    item_version: int = 1
+    is_current: bool = True
 
 
 def criterion_facts(*, session: Session, project_id: int) -> list[CriterionFacts]:
@@ -102,15 +104,27 @@ def criterion_facts(*, session: Session, project_id: int) -> list[CriterionFacts
             col(Criterion.tags),
             col(Item.tags),
             col(Item.specialties),
+            col(Item.version),
+            col(Item.is_current),
         )
         .join(Item, col(Item.id) == Criterion.item_id)
         .where(col(Item.project_id) == project_id)
     )
     return [
         CriterionFacts(
-            int(cid), int(iid), ext, kind, text, axis, list(ctags or []), list(itags or []), list(spec or [])
+            int(cid),
+            int(iid),
+            ext,
+            kind,
+            text,
+            axis,
+            list(ctags or []),
+            list(itags or []),
+            list(spec or []),
+            int(version),
+            bool(current),
         )
-        for cid, iid, ext, kind, text, axis, ctags, itags, spec in session.execute(query).all()
+        for cid, iid, ext, kind, text, axis, ctags, itags, spec, version, current in session.execute(query).all()
     ]
 
 

@@ -28,14 +28,27 @@ def _chunks(values: Iterable[int], size: int = CHUNK) -> Iterable[list[int]]:
         yield listed[start : start + size]
 
 
-def _scored_items(project_id: int) -> Any:
-    """Ids of the project's current open items that are not retired."""
+def _scored_items(project_id: int, item_version: int | None = None) -> Any:
+    """Ids of the project's open items that are not retired: their current versions, or when `item_version` is
+    given the versions with that number (current or not)."""
+    version = col(Item.is_current).is_(True) if item_version is None else col(Item.version) == item_version
     return columns_of(col(Item.id)).where(
         col(Item.project_id) == project_id,
         col(Item.kind) == "open",
-        col(Item.is_current).is_(True),
+        version,
         col(Item.status) != "retired",
     )
+
+
+def item_versions(*, session: Session, project_id: int) -> list[int]:
+    """The version numbers of the project's open items, ascending. Read-only."""
+    query = (
+        columns_of(col(Item.version))
+        .where(col(Item.project_id) == project_id, col(Item.kind) == "open")
+        .distinct()
+        .order_by(col(Item.version))
+    )
+    return [int(version) for (version,) in session.execute(query).all()]
 
 
 @dataclass(frozen=True)
@@ -51,7 +64,7 @@ class ScoredAnswer:
     created_at: datetime | None
 
 
-def open_answers(*, session: Session, project_id: int) -> list[ScoredAnswer]:
+def open_answers(*, session: Session, project_id: int, item_version: int | None = None) -> list[ScoredAnswer]:
     """Every answer to the project's scored items with its model, by model, item, then oldest first.
     Read-only."""
     query = (
@@ -65,7 +78,7 @@ def open_answers(*, session: Session, project_id: int) -> list[ScoredAnswer]:
         )
         .join(Item, col(Item.id) == Answer.item_id)
         .join(Model, col(Model.id) == Answer.model_id)
-        .where(col(Answer.item_id).in_(_scored_items(project_id)))
+        .where(col(Answer.item_id).in_(_scored_items(project_id, item_version)))
         .order_by(col(Model.name), col(Item.id), col(Answer.created_at), col(Answer.id))
     )
     return [
@@ -84,12 +97,12 @@ class RubricCriterion:
     tags: tuple[str, ...]
 
 
-def rubric_criteria(*, session: Session, project_id: int) -> list[RubricCriterion]:
+def rubric_criteria(*, session: Session, project_id: int, item_version: int | None = None) -> list[RubricCriterion]:
     """The accepted criteria of the project's scored items, by item then position. Read-only."""
     query = (
         columns_of(col(Criterion.id), col(Criterion.item_id), col(Criterion.points), col(Criterion.tags))
         .add_columns(col(Criterion.axis))
-        .where(col(Criterion.item_id).in_(_scored_items(project_id)), col(Criterion.accepted).is_(True))
+        .where(col(Criterion.item_id).in_(_scored_items(project_id, item_version)), col(Criterion.accepted).is_(True))
         .order_by(col(Criterion.item_id), col(Criterion.position), col(Criterion.id))
     )
     rows = []
@@ -101,14 +114,14 @@ def rubric_criteria(*, session: Session, project_id: int) -> list[RubricCriterio
     return rows
 
 
-def gold_values(*, session: Session, project_id: int) -> dict[tuple[int, int], bool]:
+def gold_values(*, session: Session, project_id: int, item_version: int | None = None) -> dict[tuple[int, int], bool]:
     """Map (answer id, criterion id) → met, for the current gold labels of the project's scored items.
     Read-only."""
     query = (
         columns_of(col(GoldLabel.answer_id), col(GoldLabel.criterion_id), col(GoldLabel.value))
         .join(Answer, col(Answer.id) == GoldLabel.answer_id)
         .where(
-            col(Answer.item_id).in_(_scored_items(project_id)),
+            col(Answer.item_id).in_(_scored_items(project_id, item_version)),
             col(GoldLabel.is_current).is_(True),
             col(GoldLabel.value).in_(LABEL_VALUES),
         )
@@ -116,14 +129,16 @@ def gold_values(*, session: Session, project_id: int) -> dict[tuple[int, int], b
     return {(int(a), int(c)): value == "met" for a, c, value in session.execute(query).all()}
 
 
-def rater_values(*, session: Session, project_id: int, rater_id: int) -> dict[tuple[int, int], bool]:
+def rater_values(
+    *, session: Session, project_id: int, rater_id: int, item_version: int | None = None
+) -> dict[tuple[int, int], bool]:
     """Map (answer id, criterion id) → met, for one rater's met / not met labels (a judge configuration's
     rater, say) on the project's scored items; "unsure" is left out. Read-only."""
     query = (
         columns_of(col(CriterionLabel.answer_id), col(CriterionLabel.criterion_id), col(CriterionLabel.value))
         .join(Answer, col(Answer.id) == CriterionLabel.answer_id)
         .where(
-            col(Answer.item_id).in_(_scored_items(project_id)),
+            col(Answer.item_id).in_(_scored_items(project_id, item_version)),
             col(CriterionLabel.rater_id) == rater_id,
             col(CriterionLabel.value).in_(LABEL_VALUES),
         )

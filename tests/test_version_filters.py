@@ -90,7 +90,9 @@ def two_versions(engine: Engine) -> dict[str, Any]:
             (answers[1], new_criteria, ("met", "not_met")),
         ):
             for criterion_id, value in zip(criteria, values, strict=True):
-                session.add(GoldLabel(answer_id=answer_id, criterion_id=criterion_id, value=value, method="adjudicated"))
+                session.add(
+                    GoldLabel(answer_id=answer_id, criterion_id=criterion_id, value=value, method="adjudicated")
+                )
         session.commit()
         return {"project_id": project.id, "old_answer": answers[0], "new_answer": answers[1]}
 
@@ -132,3 +134,32 @@ def test_scores_count_the_current_version_or_the_version_asked_for(engine, two_v
     assert first[0].overall.value == pytest.approx(1.0, abs=1e-12)
     assert [t.answer_id for t in trace_current] == [two_versions["new_answer"]]
     assert [t.answer_id for t in trace_first] == [two_versions["old_answer"]]
+
+
+def test_leaderboard_and_agreement_pages_choose_the_item_version(app, engine, seeded_project, two_versions):
+    """Test that on the Leaderboard, choosing "Version 1" shows version 1's score (1.0000 instead of the current
+    0.6250), and on Agreement, choosing "Version 1" shows its 2 units at 0.500 percent agreement."""
+    project_id = two_versions["project_id"]
+    at = app.sign_in("curator")
+    at.switch_page("pages/leaderboard.py").run()
+    at.selectbox(key="lb_project").set_value(project_id).run()
+    assert not at.exception
+
+    def scores_shown() -> list[str]:
+        frame = next(f.value for f in at.dataframe if {"model", "score"} <= set(f.value.columns))
+        return list(frame["score"])
+
+    assert at.selectbox(key="lb_item_version").options == ["Current versions", "Version 1", "Version 2"]
+    assert scores_shown() == ["0.6250"]
+    at.selectbox(key="lb_item_version").set_value("Version 1").run()
+    assert not at.exception
+    assert scores_shown() == ["1.0000"]
+
+    at.switch_page("pages/agreement.py").run()
+    at.selectbox(key="agr_project").set_value(project_id).run()
+    assert "4 units" in at.caption[0].value
+    at.selectbox(key="agr_item_version").set_value("Version 1").run()
+    assert not at.exception
+    assert at.caption[0].value.startswith("2 units (answer × criterion), 2 raters, 4 labels")
+    percent = next(m for m in at.metric if m.label == "Percent agreement")
+    assert percent.value == "0.500"

@@ -1,21 +1,27 @@
-"""Admin: people (roles, specialties, passwords), projects (settings) and model endpoints (add, test)."""
+"""Admin: people (roles, specialties, passwords), projects (settings), model endpoints (add, test) and the
+specialty list (add, rename, reorder, deactivate, restore the defaults)."""
 
 import pandas as pd
 import streamlit as st
 
 from pages.common import flash, key_lookups, page_setup, reading, writing
 from review import accounts, administration, catalog, endpoints
+from review import specialties as taxonomy_admin
 
 user = page_setup("admin")
 st.title("Administration")
 
-people_tab, projects_tab, endpoints_tab = st.tabs(["People", "Projects", "Endpoints"], key="admin_tabs")
+people_tab, projects_tab, endpoints_tab, specialties_tab = st.tabs(
+    ["People", "Projects", "Endpoints", "Specialties"], key="admin_tabs"
+)
 
 with reading() as session:
     people = administration.user_rows(session)
     specialties = catalog.list_specialties(session)
     project_list = list(catalog.list_projects(session))
     endpoint_list = endpoints.list_endpoints(session)
+    specialty_list = taxonomy_admin.specialty_rows(session)
+    missing_defaults = taxonomy_admin.missing_default_specialties(session)
 
 with people_tab:
     st.dataframe(
@@ -116,6 +122,8 @@ with projects_tab:
                         "majority needs": p.gold_min_labels,
                         "specialty routing": p.specialty_routing,
                         "side by side columns": p.compare_columns,
+                        "reference set": p.is_reference,
+                        "near-duplicate threshold": p.duplicate_threshold,
                     }
                     for p in project_list
                 ]
@@ -179,6 +187,22 @@ with projects_tab:
             existing.gold_min_labels if existing else 2,
             key=f"admin_project_min_labels_{selected}",
         )
+        reference = left.checkbox(
+            "Reference set (public benchmark)",
+            value=existing.is_reference if existing else False,
+            key=f"admin_project_reference_{selected}",
+            help="Items of other projects are checked against this project's items for copies.",
+        )
+        threshold = middle.number_input(
+            "Near-duplicate threshold",
+            min_value=0.01,
+            max_value=1.0,
+            value=float(existing.duplicate_threshold) if existing else 0.7,
+            step=0.05,
+            format="%.2f",
+            key=f"admin_project_threshold_{selected}",
+            help="How similar two items' texts must be (0 to 1, 1 = identical) to be flagged as near-duplicates.",
+        )
         saved = st.form_submit_button("Save project")
     if saved:
         settings = {
@@ -192,6 +216,8 @@ with projects_tab:
             "specialty_routing": routing,
             "compare_columns": int(columns),
             "gold_min_labels": int(min_labels),
+            "is_reference": reference,
+            "duplicate_threshold": float(threshold),
         }
         try:
             with writing() as session:
@@ -292,3 +318,106 @@ with endpoints_tab:
                 st.success(check.message)
             else:
                 st.error(check.message)
+
+with specialties_tab:
+    st.caption(
+        "The specialties offered when people and items are given specialties. An inactive specialty is no longer "
+        "offered, but the people and items that have it keep it."
+    )
+    if specialty_list:
+        st.dataframe(
+            pd.DataFrame([{"place": s.place, "specialty": s.name, "active": s.active} for s in specialty_list]),
+            hide_index=True,
+            key="admin_specialties_table",
+        )
+    else:
+        st.info("The specialty list is empty. Add specialties below or restore the defaults.")
+
+    st.subheader("Add a specialty")
+    with st.form("admin_specialty_add_form"):
+        new_specialty = st.text_input("Name", key="admin_specialty_new_name", max_chars=200)
+        add_specialty = st.form_submit_button("Add specialty")
+    if add_specialty:
+        try:
+            with writing() as session:
+                taxonomy_admin.add_specialty(session, name=new_specialty, actor_id=user.user_id)
+        except taxonomy_admin.SpecialtyError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state.pop("admin_specialty_new_name", None)
+            flash(f"Added the specialty {' '.join(new_specialty.split())}.")
+            st.rerun()
+
+    if specialty_list:
+        st.subheader("Change a specialty")
+        by_specialty = {s.specialty_id: s for s in specialty_list}
+        chosen_id = st.selectbox(
+            "Specialty",
+            list(by_specialty),
+            format_func=lambda i: by_specialty[i].name + ("" if by_specialty[i].active else " (inactive)"),
+            key="admin_specialty_choice",
+        )
+        if chosen_id is not None:
+            chosen = by_specialty[chosen_id]
+            with st.form("admin_specialty_rename_form"):  # the key names the specialty, as for people above
+                renamed = st.text_input(
+                    "New name",
+                    value=chosen.name,
+                    max_chars=200,
+                    key=f"admin_specialty_rename_{chosen_id}",
+                    help="The new name is written on every person and item that has this specialty.",
+                )
+                rename = st.form_submit_button("Rename")
+            up, down, toggle = st.columns(3)
+            move_up = up.button("Move up", key="admin_specialty_up", disabled=chosen.place == 1)
+            move_down = down.button(
+                "Move down", key="admin_specialty_down", disabled=chosen.place == len(specialty_list)
+            )
+            switch = toggle.button("Deactivate" if chosen.active else "Reactivate", key="admin_specialty_active")
+            try:
+                done: str | None = None
+                if rename:
+                    with writing() as session:
+                        report = taxonomy_admin.rename_specialty(
+                            session, specialty_id=chosen_id, new_name=renamed, actor_id=user.user_id
+                        )
+                    done = (
+                        f"Renamed {report.before} to {report.after} "
+                        f"(on {report.users} people and {report.item_versions} item versions)."
+                    )
+                elif move_up or move_down:
+                    with writing() as session:
+                        taxonomy_admin.move_specialty(
+                            session, specialty_id=chosen_id, step=-1 if move_up else 1, actor_id=user.user_id
+                        )
+                    done = f"Moved {chosen.name} {'up' if move_up else 'down'}."
+                elif switch:
+                    with writing() as session:
+                        taxonomy_admin.set_specialty_active(
+                            session, specialty_id=chosen_id, active=not chosen.active, actor_id=user.user_id
+                        )
+                    done = f"{'Reactivated' if not chosen.active else 'Deactivated'} {chosen.name}."
+            except taxonomy_admin.SpecialtyError as exc:
+                st.error(str(exc))
+            else:
+                if done is not None:
+                    flash(done)
+                    st.rerun()
+
+    st.subheader("Default specialties")
+    if missing_defaults:
+        st.caption("Missing from the list:")
+        st.text(", ".join(missing_defaults))
+        if st.button("Restore missing defaults", key="admin_specialty_restore"):
+            try:
+                with writing() as session:
+                    restored = taxonomy_admin.restore_default_specialties(session, actor_id=user.user_id)
+            except taxonomy_admin.SpecialtyError as exc:
+                st.error(str(exc))
+            else:
+                flash(
+                    f"Restored the missing defaults: {', '.join(restored)}." if restored else "No default was missing."
+                )
+                st.rerun()
+    else:
+        st.caption("Every default specialty is in the list.")

@@ -7,7 +7,7 @@ pages. Roles: `annotator` (a physician, with specialties), `curator`, `admin`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlmodel import Session
 
+from review import taxonomy
 from storage import audit, users
 
 ROLES = ("annotator", "curator", "admin")
@@ -127,7 +128,7 @@ def create_user(
         password_hash=password_hash,
         display_name=display_name.strip(),
         email=(email or "").strip() or None,
-        specialties=[s.strip() for s in specialties or [] if s.strip()],
+        specialties=_as_in_taxonomy(session, specialties or []),
     )
     users.add_specialties(session=session, names=user.specialties)
     audit.add_audit_event(
@@ -182,7 +183,7 @@ def update_account(
     if role is not None:
         changes["role"] = _check_role(role)
     if specialties is not None:
-        changes["specialties"] = [s.strip() for s in specialties if s.strip()]
+        changes["specialties"] = _as_in_taxonomy(session, specialties)
     if active is not None:
         changes["active"] = active
     if display_name is not None:
@@ -279,3 +280,14 @@ def sign_in_external(
     assert user.id is not None
     users.record_sign_in(session=session, user_id=user.id)
     return signed_in(user)
+
+
+def _as_in_taxonomy(session: Session, specialties: Sequence[str]) -> list[str]:
+    """The specialties as the taxonomy spells them ("cardiology" → "Cardiology"), each once; names the taxonomy
+    lacks are kept as given (they are added to it). Read-only."""
+    known = users.list_specialties(session=session, active_only=False)
+    spelled: list[str] = []
+    for name in (" ".join(s.split()) for s in specialties):
+        if name and taxonomy.taken_by(name, spelled) is None:
+            spelled.append(taxonomy.taken_by(name, known) or name)
+    return spelled

@@ -1,7 +1,8 @@
-"""Use cases for the admin screen: the people list and project settings."""
+"""Use cases for the admin screen: the people list and project settings (the specialty list: review/specialties.py)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,25 @@ def check_project_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise AccountError(f"gold_policy: one of {', '.join(GOLD_POLICIES)}")
     if "gold_min_labels" in clean and not 1 <= int(clean["gold_min_labels"]) <= 20:
         raise AccountError("gold_min_labels: between 1 and 20")
+    if "is_reference" in clean and not isinstance(clean["is_reference"], bool):
+        raise AccountError("is_reference: true or false (whether the project is a reference set)")
+    if "duplicate_threshold" in clean:
+        clean["duplicate_threshold"] = _threshold(clean["duplicate_threshold"])
     return clean
+
+
+def _threshold(value: Any) -> float:
+    """The near-duplicate threshold as a float in (0, 1], or AccountError."""
+    message = "duplicate_threshold: a number greater than 0 and at most 1, such as 0.7"
+    if isinstance(value, bool):
+        raise AccountError(message)
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        raise AccountError(message) from None
+    if not math.isfinite(threshold) or not 0 < threshold <= 1:
+        raise AccountError(message)
+    return threshold
 
 
 def create_project(session: Session, *, actor_id: int, **settings: Any) -> int:
@@ -80,12 +99,17 @@ def create_project(session: Session, *, actor_id: int, **settings: Any) -> int:
 
 
 def update_project_settings(session: Session, *, project_id: int, actor_id: int, **settings: Any) -> None:
-    """Change a project's settings; audited. Flushes."""
+    """Change a project's settings; audited with the values before. Flushes."""
     clean = check_project_settings(settings)
     if "name" in clean:
         other = projects.get_project_by_name(session=session, name=clean["name"])
         if other is not None and other.id != project_id:
             raise AccountError(f"name: a project named {clean['name']!r} exists")
+    current = projects.get_project(session=session, project_id=project_id)
+    if current is None:
+        raise AccountError(f"project: no project with id {project_id}")
+    before = {field: getattr(current, field, None) for field in clean}
+    before = {field: value for field, value in before.items() if value != clean[field]}
     projects.update_project(session=session, project_id=project_id, **clean)
     audit.add_audit_event(
         session=session,
@@ -94,5 +118,5 @@ def update_project_settings(session: Session, *, project_id: int, actor_id: int,
         entity="project",
         entity_id=project_id,
         project_id=project_id,
-        detail=clean,
+        detail={**clean, "before": before},
     )

@@ -1,5 +1,6 @@
 """Replies a loopback model gives in tests: a judge verdict for grader prompts, a letter for multiple-choice
-questions, a short clinical answer otherwise. Used as `StubServer(reply=...)`."""
+questions, draft rubric criteria for rubric drafting prompts (`drafting`), a short clinical answer otherwise.
+Used as `StubServer(reply=...)`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 RUBRIC_ITEM = re.compile(r"# Criterion\s*\n+\s*\[(-?\d+)\] (.*)")
 OPTION_LINE = re.compile(r"^([A-Z])\. (.*)$", re.MULTILINE)
+DRAFTED_CONVERSATION = re.compile(r"<conversation>\n(.*)\n</conversation>", re.DOTALL)
 OPEN_ANSWER = "Rest, fluids, and see a doctor within a day if the fever rises above 39 C or the child stops drinking."
 
 
@@ -73,3 +75,34 @@ def _first_line(text: str) -> str:
 def always_first(request: dict[str, Any]) -> str:
     """A model that always answers A to multiple choice (so shuffling changes its accuracy)."""
     return judge_verdict(request) or ("Answer: A" if "Answer: <letter>" in last_user_text(request) else OPEN_ANSWER)
+
+
+def rubric_drafts(request: dict[str, Any]) -> str | None:
+    """For a rubric drafting prompt (review/rubric_drafting.py): four criteria, the first quoting the start of the
+    conversation's last user turn, as a fenced JSON object with prose around it; else None."""
+    text = last_user_text(request)
+    found = DRAFTED_CONVERSATION.search(text)
+    if found is None or "rubric criteria" not in text:
+        return None
+    turns = json.loads(found.group(1))
+    question = next(turn["content"] for turn in reversed(turns) if turn["role"] == "user")
+    criteria = [
+        {"criterion": f"Answers the question asked: {question[:40]}", "points": 6, "axis": "completeness"},
+        {
+            "criterion": "Advises urgent in-person care for red flags such as trouble breathing or confusion.",
+            "points": 8,
+            "axis": "accuracy",
+        },
+        {
+            "criterion": "Recommends a prescription-only medicine without a clinician's assessment.",
+            "points": -7,
+            "axis": "accuracy",
+        },
+        {"criterion": "Uses plain language a parent can follow.", "points": 3, "axis": "communication quality"},
+    ]
+    return "Here is a draft rubric.\n```json\n" + json.dumps({"criteria": criteria}) + "\n```\nEdit as needed."
+
+
+def drafting(request: dict[str, Any]) -> str:
+    """A model that drafts rubric criteria for drafting prompts and otherwise behaves like `choosing([])`."""
+    return rubric_drafts(request) or choosing([])(request)

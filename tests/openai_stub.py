@@ -284,20 +284,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="warning")
     parser.add_argument(
         "--replies",
-        choices=("ok", "clinical"),
+        choices=("ok", "clinical", "rubric"),
         default="ok",
         help='"ok" to everything, or "clinical": judge verdicts to grader prompts (met when the criterion\'s '
-        "points are positive), a letter to multiple choice, a short answer otherwise (tests/model_replies.py)",
+        "points are positive), a letter to multiple choice, a short answer otherwise (tests/model_replies.py), "
+        'or "rubric": as "clinical", and draft criteria to rubric drafting prompts',
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     quiet = logging.getLevelName(args.log_level.upper()) not in (logging.DEBUG, logging.INFO)
     reply = None
-    if args.replies == "clinical":
+    if args.replies in ("clinical", "rubric"):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.model_replies import choosing
+        from tests.model_replies import choosing, drafting
 
-        reply = choosing([])
+        reply = drafting if args.replies == "rubric" else choosing([])
     stub = StubServer(
         latency=args.latency, reply=reply, port=args.port, loop=args.loop, http=args.http, access_log=not quiet
     )

@@ -8,14 +8,16 @@ import logging
 import pytest
 from sqlmodel import select
 
-from review import accounts
+from review import accounts, administration
 from review.access import may_import, may_open, screens_for
 from review.accounts import AccountError
 from review.administration import check_project_settings
 from storage.db import read_session, write_session
-from storage.models import AuditEvent, User
+from storage.models import AuditEvent, Project, User
+from storage.users import list_specialties
 
 PASSWORD = "correct horse battery"
+THRESHOLD_MESSAGE = "duplicate_threshold: a number greater than 0 and at most 1, such as 0.7"
 
 
 def _add(engine, username="dr.a", role="annotator", password=PASSWORD, **kw):
@@ -34,6 +36,18 @@ def test_password_is_stored_as_argon2_hash_only(engine):
     assert user.specialties == ["Cardiology"]
     assert all(PASSWORD not in json.dumps(e.detail) for e in events)
     assert all("$argon2" not in json.dumps(e.detail) for e in events)
+
+
+def test_specialties_take_the_taxonomys_spelling(engine):
+    """Test that specialties typed in another case are stored as the taxonomy spells them, each once, and that
+    a name the taxonomy lacks is kept as typed and added to it."""
+    _add(engine, specialties=["cardiology", "CARDIOLOGY ", "wilderness  medicine"])
+    with read_session(engine) as session:
+        user = session.exec(select(User).where(User.username == "dr.a")).one()
+        taxonomy = list_specialties(session=session)
+    assert user.specialties == ["Cardiology", "wilderness medicine"]
+    assert taxonomy.count("Cardiology") == 1 and "wilderness medicine" in taxonomy
+    assert not any(name == "cardiology" for name in taxonomy)
 
 
 def test_authenticate_accepts_right_and_refuses_wrong(engine):
@@ -175,7 +189,7 @@ def test_external_identity_maps_to_existing_or_created_account(engine):
 
 def test_screens_by_role():
     """Test that only admins get the admin screen, admins do not grade, and only curators and admins may import."""
-    assert screens_for("annotator") == ["home", "grade", "compare", "review_items", "my_work", "items"]
+    assert screens_for("annotator") == ["home", "grade", "compare", "review_items", "my_work", "items", "edit_item"]
     assert screens_for("curator") == [
         "home",
         "grade",
@@ -183,6 +197,7 @@ def test_screens_by_role():
         "review_items",
         "my_work",
         "items",
+        "edit_item",
         "oversight",
         "adjudicate",
         "agreement",
@@ -194,6 +209,7 @@ def test_screens_by_role():
     assert screens_for("admin") == [
         "home",
         "items",
+        "edit_item",
         "oversight",
         "adjudicate",
         "agreement",
@@ -243,6 +259,14 @@ def test_password_check_holds_no_write_lock(engine, database_url, monkeypatch):
         ("compare_columns", 1, "compare_columns: between 2 and 4 answers side by side"),
         ("compare_columns", 5, "compare_columns: between 2 and 4 answers side by side"),
         ("gold_policy", "coin toss", "gold_policy: one of unanimous, majority, adjudicate"),
+        ("duplicate_threshold", 0, THRESHOLD_MESSAGE),
+        ("duplicate_threshold", -0.2, THRESHOLD_MESSAGE),
+        ("duplicate_threshold", 1.01, THRESHOLD_MESSAGE),
+        ("duplicate_threshold", float("nan"), THRESHOLD_MESSAGE),
+        ("duplicate_threshold", "high", THRESHOLD_MESSAGE),
+        ("duplicate_threshold", True, THRESHOLD_MESSAGE),
+        ("duplicate_threshold", None, THRESHOLD_MESSAGE),
+        ("is_reference", "yes", "is_reference: true or false (whether the project is a reference set)"),
     ],
 )
 def test_project_settings_out_of_range_are_refused_by_field(field, value, message):
@@ -251,3 +275,48 @@ def test_project_settings_out_of_range_are_refused_by_field(field, value, messag
         check_project_settings({"name": "P", field: value})
     assert str(refused.value) == message
     assert check_project_settings({"name": " P ", "compare_columns": 4}) == {"name": "P", "compare_columns": 4}
+
+
+def test_reference_flag_and_duplicate_threshold_are_checked_stored_and_audited(engine):
+    """Test that a project's reference flag and near-duplicate threshold pass the settings check (1 and "0.35"
+    included), are stored by create and update, and the update's audit event holds the new and the old values."""
+    assert check_project_settings({"duplicate_threshold": 1, "is_reference": True}) == {
+        "duplicate_threshold": 1.0,
+        "is_reference": True,
+    }
+    assert check_project_settings({"duplicate_threshold": "0.35"}) == {"duplicate_threshold": 0.35}
+    admin = _add(engine, username="boss", role="admin")
+    with write_session(engine) as session:
+        project_id = administration.create_project(session, actor_id=admin.user_id, name="Benchmark")
+    with read_session(engine) as session:
+        created = session.get(Project, project_id)
+        assert created is not None and (created.is_reference, created.duplicate_threshold) == (False, 0.7)
+    with write_session(engine) as session:
+        administration.update_project_settings(
+            session,
+            project_id=project_id,
+            actor_id=admin.user_id,
+            name="Benchmark",
+            is_reference=True,
+            duplicate_threshold=0.85,
+        )
+    with read_session(engine) as session:
+        stored = session.get(Project, project_id)
+        assert stored is not None and (stored.is_reference, stored.duplicate_threshold) == (True, 0.85)
+        [event] = session.exec(
+            select(AuditEvent).where(AuditEvent.entity == "project", AuditEvent.action == "update")
+        ).all()
+    assert event.actor_id == admin.user_id and event.entity_id == project_id
+    assert event.detail == {
+        "name": "Benchmark",
+        "is_reference": True,
+        "duplicate_threshold": 0.85,
+        "before": {"is_reference": False, "duplicate_threshold": 0.7},
+    }
+    with write_session(engine) as session, pytest.raises(AccountError, match="duplicate_threshold"):
+        administration.update_project_settings(
+            session, project_id=project_id, actor_id=admin.user_id, duplicate_threshold=0
+        )
+    with read_session(engine) as session:
+        stored = session.get(Project, project_id)
+        assert stored is not None and stored.duplicate_threshold == 0.85

@@ -16,6 +16,7 @@ SCREEN_PAGES = {
     ),
     "my_work": st.Page("pages/my_work.py", title="My work", icon=":material/assignment_ind:", url_path="my-work"),
     "items": st.Page("pages/items.py", title="Items", icon=":material/list_alt:", url_path="items"),
+    "edit_item": st.Page("pages/edit_item.py", title="Item editor", icon=":material/edit_note:", url_path="edit-item"),
     "oversight": st.Page("pages/oversight.py", title="Oversight", icon=":material/monitoring:", url_path="oversight"),
     "adjudicate": st.Page("pages/adjudicate.py", title="Adjudicate", icon=":material/gavel:", url_path="adjudicate"),
     "agreement": st.Page("pages/agreement.py", title="Agreement", icon=":material/query_stats:", url_path="agreement"),
@@ -119,6 +120,6 @@ if user is None:
     entry = first_admin_page if first else sign_in_page
     page = st.navigation([st.Page(entry, title="Sign in", url_path="sign-in")], position="hidden")
 else:
-    # expanded: a curator has 13 screens, and none should hide behind "View more"
+    # expanded: a curator has 14 screens, and none should hide behind "View more"
     page = st.navigation([SCREEN_PAGES[name] for name in access.screens_for(user.role)], expanded=True)
 page.run()

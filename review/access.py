@@ -10,6 +10,7 @@ SCREENS: dict[str, tuple[str, ...]] = {
     "review_items": ("annotator", "curator"),
     "my_work": ("annotator", "curator"),
     "items": ("annotator", "curator", "admin"),
+    "edit_item": ("annotator", "curator", "admin"),
     "oversight": ("curator", "admin"),
     "adjudicate": ("curator", "admin"),
     "agreement": ("curator", "admin"),

@@ -212,6 +212,7 @@ def test_admin_has_no_grade_page(app, seeded_project, engine):
     assert scripts == [
         "home.py",
         "items.py",
+        "edit_item.py",
         "oversight.py",
         "adjudicate.py",
         "agreement.py",

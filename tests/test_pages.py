@@ -35,6 +35,7 @@ ROLE_USERS = {"annotator": "dr.okafor", "curator": "curator", "admin": "admin"}
 PAGE_TITLES = {
     "home": None,  # "Welcome, <display name>", checked per user below
     "items": "Items",
+    "edit_item": "Item editor",
     "grade": "Grade",
     "compare": "Side by side",
     "review_items": "Review items",
@@ -213,13 +214,13 @@ def test_navigation_lists_exactly_the_role_screens(app, seeded_project, role):
         assert registered_scripts(at) == expected
     if role == "admin":
         # no Grade: admins do not grade
-        assert expected == ["pages/home.py", "pages/items.py", *CURATION, "pages/admin.py"]
+        assert expected == ["pages/home.py", "pages/items.py", "pages/edit_item.py", *CURATION, "pages/admin.py"]
         assert titles(open_page(at, "admin")) == ["Administration"]
         with pytest.raises(ValueError, match="grade.py"):
             at.switch_page("pages/grade.py")
     else:
         work = ["pages/home.py", "pages/grade.py", "pages/compare.py", "pages/review_items.py", "pages/my_work.py"]
-        assert expected == [*work, "pages/items.py", *(CURATION if role == "curator" else [])]
+        assert expected == [*work, "pages/items.py", "pages/edit_item.py", *(CURATION if role == "curator" else [])]
         with pytest.raises(ValueError, match="admin.py"):
             at.switch_page("pages/admin.py")
 
@@ -303,7 +304,13 @@ def test_first_admin_flow_on_an_empty_database(app, engine, database_url):
     assert accounts.verify_password(stored.password_hash, password)
     assert titles(at) == ["Welcome, root.admin"]
     assert at.session_state[USER_KEY] == stored.id
-    assert registered_scripts(at) == ["pages/home.py", "pages/items.py", *CURATION, "pages/admin.py"]
+    assert registered_scripts(at) == [
+        "pages/home.py",
+        "pages/items.py",
+        "pages/edit_item.py",
+        *CURATION,
+        "pages/admin.py",
+    ]
     assert password.encode() not in page_bytes(at)
     assert all(password not in detail for detail in audit_details(engine))
     assert b"root.admin" in database_bytes(database_url)  # the file is readable: the next check means something
@@ -754,6 +761,10 @@ def test_admin_creates_a_project(as_admin, engine):
     at.checkbox(key="admin_project_unsure_new").set_value(True)
     at.number_input(key="admin_project_columns_new").set_value(3)
     at.number_input(key="admin_project_min_labels_new").set_value(3)
+    assert at.checkbox(key="admin_project_reference_new").value is False
+    assert at.number_input(key="admin_project_threshold_new").value == pytest.approx(0.7)
+    at.checkbox(key="admin_project_reference_new").set_value(True)
+    at.number_input(key="admin_project_threshold_new").set_value(0.85)
     at = submit(at, "admin_project_form", "Save project")
     assert not at.exception
     assert not errors(at)
@@ -765,10 +776,14 @@ def test_admin_creates_a_project(as_admin, engine):
     assert project.gold_policy == "majority"
     assert project.allow_unsure is True
     assert project.guidelines == "Grade strictly."
+    assert project.is_reference is True
+    assert project.duplicate_threshold == pytest.approx(0.85)
     table = at.dataframe[1].value
     row = table[table["project"] == "Cardiology review"].iloc[0]
     assert int(row["overlap"]) == 3
     assert int(row["side by side columns"]) == 3
+    assert bool(row["reference set"]) is True
+    assert float(row["near-duplicate threshold"]) == pytest.approx(0.85)
 
 
 def test_admin_updates_project_settings(as_admin, engine):
@@ -778,7 +793,10 @@ def test_admin_updates_project_settings(as_admin, engine):
     at.selectbox(key="admin_project").set_value(demo_id).run()
     assert at.text_input(key=f"admin_project_name_{demo_id}").value == DEMO_PROJECT
     assert at.number_input(key=f"admin_project_overlap_{demo_id}").value == 2
+    assert at.checkbox(key=f"admin_project_reference_{demo_id}").value is False
+    assert at.number_input(key=f"admin_project_threshold_{demo_id}").value == pytest.approx(0.7)
     at.number_input(key=f"admin_project_overlap_{demo_id}").set_value(4)
+    at.number_input(key=f"admin_project_threshold_{demo_id}").set_value(0.55)
     at = submit(at, "admin_project_form", "Save project")
     assert not errors(at)
     with read_session(engine) as session:
@@ -786,6 +804,14 @@ def test_admin_updates_project_settings(as_admin, engine):
         assert project is not None
         assert project.overlap == 4
         assert project.name == DEMO_PROJECT
+        assert project.is_reference is False
+        assert project.duplicate_threshold == pytest.approx(0.55)
+        [event] = session.exec(
+            select(AuditEvent).where(AuditEvent.entity == "project", AuditEvent.action == "update")
+        ).all()
+    assert event.detail["duplicate_threshold"] == pytest.approx(0.55) and event.detail["is_reference"] is False
+    assert event.detail["before"] == {"overlap": 2, "duplicate_threshold": 0.7}
+    assert at.number_input(key=f"admin_project_threshold_{demo_id}").value == pytest.approx(0.55)
 
 
 def test_admin_duplicate_project_name_is_refused(as_admin, engine):

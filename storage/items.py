@@ -6,15 +6,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, insert, or_, update
+import orjson
+from sqlalchemy import String, and_, cast, func, insert, or_, true, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from storage.models import (
     Annotation,
     Answer,
+    AuditEvent,
     Criterion,
     CriterionLabel,
+    DuplicateFlag,
     GoldLabel,
     ImportBatch,
     Item,
@@ -157,6 +160,9 @@ def set_import_counts(*, session: Session, batch_id: int, counts: dict[str, Any]
 
 @dataclass(frozen=True)
 class ItemFilter:
+    """Which items of a project a list shows: every filter set must hold (tags: all of them; flagged: a
+    flagged criterion or an open duplicate flag)."""
+
     project_id: int
     kind: str | None = None
     status: str | None = None
@@ -164,13 +170,37 @@ class ItemFilter:
     dimension: str | None = None
     text: str | None = None
     current_only: bool = True
+    tags: tuple[str, ...] = ()
+    flagged: bool = False
 
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(query: Any, spec: ItemFilter) -> Any:
+def _json_member(value: str) -> str:
+    """A LIKE pattern (escape \\) matching the stored JSON text of a list holding this string: JSON columns
+    are written by orjson (storage.db), so the string appears in the text exactly as orjson writes it."""
+    return "%" + _like_escape(orjson.dumps(value).decode("utf-8")) + "%"
+
+
+def _contains(column: Any, needle: str, dialect: str) -> Any:
+    # SQLite's LIKE already ignores ASCII case; ILIKE would become lower(column) LIKE lower(...), which
+    # lowercases every text of the project on each search.
+    if dialect == "sqlite":
+        return column.like(needle, escape="\\")
+    return column.ilike(needle, escape="\\")
+
+
+def _flagged_items(project_id: int) -> Any:
+    flagged_criteria = select(Criterion.item_id).where(Criterion.flagged == True)  # noqa: E712
+    open_duplicates = select(DuplicateFlag.item_id).where(
+        DuplicateFlag.project_id == project_id, DuplicateFlag.status == "open"
+    )
+    return or_(col(Item.id).in_(flagged_criteria), col(Item.id).in_(open_duplicates))
+
+
+def _filtered(query: Any, spec: ItemFilter, dialect: str = "sqlite") -> Any:
     query = query.where(Item.project_id == spec.project_id)
     if spec.current_only:
         query = query.where(Item.is_current == True)  # noqa: E712
@@ -181,25 +211,191 @@ def _filtered(query: Any, spec: ItemFilter) -> Any:
     if spec.dimension:
         query = query.where(Item.dimension == spec.dimension)
     if spec.specialty:
-        needle = "%" + _like_escape(f'"{spec.specialty}"') + "%"
-        query = query.where(cast(Item.specialties, String).like(needle, escape="\\"))
+        query = query.where(cast(Item.specialties, String).like(_json_member(spec.specialty), escape="\\"))
+    for tag in spec.tags:
+        query = query.where(cast(Item.tags, String).like(_json_member(tag), escape="\\"))
+    if spec.flagged:
+        query = query.where(_flagged_items(spec.project_id))
     if spec.text and spec.text.strip():
         needle = "%" + _like_escape(spec.text.strip()) + "%"
         query = query.where(
             or_(
-                col(Item.external_id).ilike(needle, escape="\\"),
-                col(Item.question).ilike(needle, escape="\\"),
-                cast(Item.conversation, String).ilike(needle, escape="\\"),
+                _contains(col(Item.external_id), needle, dialect),
+                _contains(col(Item.question), needle, dialect),
+                _contains(cast(Item.conversation, String), needle, dialect),
             )
         )
     return query
 
 
+def _dialect(session: Session) -> str:
+    return str(session.get_bind().dialect.name)
+
+
+def reads_rows(spec: ItemFilter) -> bool:
+    """True when the filter must read the items' rows (text, specialty, tags, flagged): no index answers it.
+    Pure."""
+    return bool((spec.text or "").strip() or spec.specialty or spec.tags or spec.flagged)
+
+
+def _one_pass(spec: ItemFilter) -> bool:
+    """True when the matching ids are best collected once (the filter reads the rows, or it is answered by the
+    (project_id, is_current, kind, status, dimension) index, not in id order); False when the count and the
+    page both come straight from the (project_id, is_current, status) and (project_id, is_current, id)
+    indexes."""
+    return bool(spec.kind or spec.dimension or reads_rows(spec))
+
+
+def count_items(*, session: Session, spec: ItemFilter) -> int:
+    """How many items match the filter. Read-only."""
+    query = _filtered(select(func.count()).select_from(Item), spec, _dialect(session))
+    return int(session.exec(query).one())
+
+
+def page_ids(*, session: Session, spec: ItemFilter, limit: int, offset: int) -> tuple[list[int], int]:
+    """The ids of one page of the items matching the filter, in id order, and how many match. Read-only.
+
+    With no filter or a status only, a count and a page of ids, each read from an index in id order. Any
+    other filter takes one statement that collects the matching ids once (a common table expression used
+    twice is materialized by SQLite and PostgreSQL) and returns the total with the page: rows that must be
+    read (text, tags, flagged...) are read once, not once to count and again to page.
+    """
+    dialect = _dialect(session)
+    if not _one_pass(spec):
+        total = count_items(session=session, spec=spec)
+        if offset >= total:
+            return [], total
+        query = _filtered(select(Item.id), spec, dialect).order_by(col(Item.id)).limit(limit).offset(offset)
+        return [int(item_id) for item_id in session.exec(query).all() if item_id is not None], total
+    matched = _filtered(select(Item.id), spec, dialect).cte("matched")
+    counted = sa_select(func.count().label("total")).select_from(matched).subquery("counted")
+    paged = sa_select(matched.c.id).order_by(matched.c.id).limit(limit).offset(offset).subquery("paged")
+    query = sa_select(counted.c.total, paged.c.id).select_from(counted.outerjoin(paged, true())).order_by(paged.c.id)
+    found = session.execute(query).all()
+    return [int(item_id) for _, item_id in found if item_id is not None], int(found[0][0]) if found else 0
+
+
 def list_items(*, session: Session, spec: ItemFilter, limit: int = 50, offset: int = 0) -> tuple[list[Item], int]:
     """Return one page of items matching the filter, and the total count. Read-only."""
-    total = session.exec(_filtered(select(func.count()).select_from(Item), spec)).one()
-    query = _filtered(select(Item), spec).order_by(col(Item.id)).limit(limit).offset(offset)
-    return list(session.exec(query).all()), int(total)
+    ids, total = page_ids(session=session, spec=spec, limit=limit, offset=offset)
+    if not ids:
+        return [], total
+    return list(session.exec(select(Item).where(col(Item.id).in_(ids)).order_by(col(Item.id))).all()), total
+
+
+@dataclass(frozen=True)
+class ItemListRow:
+    """What a list of items shows about one item version."""
+
+    item_id: int
+    external_id: str
+    kind: str
+    status: str
+    version: int
+    specialties: list[str]
+    dimension: str | None
+    tags: list[str]
+    question: str | None
+    conversation: list[dict[str, Any]]
+    flagged_criteria: int
+    open_duplicates: int
+
+
+def item_list_rows(*, session: Session, item_ids: Sequence[int]) -> list[ItemListRow]:
+    """These item versions as a list shows them, in id order, with how many of each one's criteria are
+    flagged and how many open duplicate flags it has. Read-only."""
+    if not item_ids:
+        return []
+    flagged = (
+        select(func.count())
+        .select_from(Criterion)
+        .where(Criterion.item_id == Item.id, Criterion.flagged == True)  # noqa: E712
+        .scalar_subquery()
+    )
+    duplicates = (
+        select(func.count())
+        .select_from(DuplicateFlag)
+        .where(DuplicateFlag.item_id == Item.id, DuplicateFlag.status == "open")
+        .scalar_subquery()
+    )
+    query = (
+        sa_select(
+            col(Item.id),
+            col(Item.external_id),
+            col(Item.kind),
+            col(Item.status),
+            col(Item.version),
+            col(Item.specialties),
+            col(Item.dimension),
+            col(Item.tags),
+            col(Item.question),
+            col(Item.conversation),
+            flagged,
+            duplicates,
+        )
+        .where(col(Item.id).in_(list(item_ids)))
+        .order_by(col(Item.id))
+    )
+    return [
+        ItemListRow(
+            int(item_id),
+            external_id,
+            kind,
+            status,
+            int(version),
+            list(specialties or []),
+            dimension,
+            list(tags or []),
+            question,
+            list(conversation or []),
+            int(flagged_count or 0),
+            int(duplicate_count or 0),
+        )
+        for (
+            item_id,
+            external_id,
+            kind,
+            status,
+            version,
+            specialties,
+            dimension,
+            tags,
+            question,
+            conversation,
+            flagged_count,
+            duplicate_count,
+        ) in session.execute(query).all()
+    ]
+
+
+def matching_item_ids(*, session: Session, spec: ItemFilter) -> list[int]:
+    """The ids of every item matching the filter, in id order. Read-only."""
+    query = _filtered(select(Item.id), spec, _dialect(session)).order_by(col(Item.id))
+    return [int(item_id) for item_id in session.exec(query).all() if item_id is not None]
+
+
+def listing_version(*, session: Session, project_id: int) -> tuple[int, int]:
+    """The newest audit event id and the project's newest item id. A change of an item's status, tags, criterion
+    flags or content, and a curator's decision on a duplicate flag, is audited or makes a new item version, so
+    either number moves; duplicate flags a check adds on its own are not audited (a kept list of ids must
+    also expire). Read-only."""
+    newest_event = session.exec(select(func.max(AuditEvent.id))).one()
+    newest_item = session.exec(select(func.max(Item.id)).where(Item.project_id == project_id)).one()
+    return int(newest_event or 0), int(newest_item or 0)
+
+
+def project_tags(*, session: Session, project_id: int) -> list[str]:
+    """Every tag on the project's current items, sorted. Read-only."""
+    query = (
+        select(cast(Item.tags, String))
+        .where(Item.project_id == project_id, Item.is_current == True)  # noqa: E712
+        .distinct()
+    )
+    found: set[str] = set()
+    for text in session.exec(query).all():
+        if text and text != "[]":
+            found.update(str(tag) for tag in orjson.loads(text))
+    return sorted(found)
 
 
 def get_item(*, session: Session, item_id: int) -> Item | None:

@@ -48,3 +48,4 @@ bench: install-dev
 	$(BIN)/python bench/annotate_bench.py
 	$(BIN)/python bench/agreement_bench.py
 	$(BIN)/python bench/judge_bench.py
+	$(BIN)/python bench/items_bench.py

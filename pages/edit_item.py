@@ -340,11 +340,11 @@ def seed(key: str, value: Any) -> None:
 
 
 def row_buttons(rows: str, uid: int, index: int, count: int, remove_label: str) -> None:
-    up, down, delete = st.columns(3)
-    up.button(
+    """Move up, move down and remove, stacked (a row's last column is too narrow for three side by side)."""
+    st.button(
         "↑", key=row_key(rows, "up", uid), on_click=move, args=(rows, uid, -1), disabled=index == 0, help="Move up"
     )
-    down.button(
+    st.button(
         "↓",
         key=row_key(rows, "down", uid),
         on_click=move,
@@ -352,7 +352,7 @@ def row_buttons(rows: str, uid: int, index: int, count: int, remove_label: str) 
         disabled=index == count - 1,
         help="Move down",
     )
-    delete.button("✕", key=row_key(rows, "remove", uid), on_click=remove, args=(rows, uid), help=remove_label)
+    st.button("✕", key=row_key(rows, "remove", uid), on_click=remove, args=(rows, uid), help=remove_label)
 
 
 def conversation_editor(draft: dict[str, Any]) -> None:
@@ -365,7 +365,7 @@ def conversation_editor(draft: dict[str, Any]) -> None:
             roles.append(turn["role"])  # an imported role, kept as it is
         seed(row_key("turns", "role", uid), turn["role"])
         seed(row_key("turns", "content", uid), turn["content"])
-        role_column, text_column, buttons = st.columns([1, 6, 1.2])
+        role_column, text_column, buttons = st.columns([1.2, 6, 0.5])
         role_column.selectbox(f"Turn {index + 1}", roles, key=row_key("turns", "role", uid))
         text_column.text_area(f"Turn {index + 1} text", key=row_key("turns", "content", uid), height=100)
         with buttons:
@@ -405,7 +405,7 @@ def rubric_editor(draft: dict[str, Any]) -> None:
             axes.append(criterion["axis"])  # an imported axis, shown so it can be corrected
         for field in ("text", "points", "axis", "tags"):
             seed(row_key("criteria", field, uid), criterion[field])
-        text, points, axis, tags, buttons = st.columns([5, 1.2, 1.8, 1.8, 1.2])
+        text, points, axis, tags, buttons = st.columns([5, 1.2, 1.8, 1.8, 0.5])
         text.text_area(f"Criterion {index + 1}", key=row_key("criteria", "text", uid), height=90)
         points.number_input("Points", min_value=-10, max_value=10, step=1, key=row_key("criteria", "points", uid))
         axis.selectbox("Axis", axes, key=row_key("criteria", "axis", uid), format_func=lambda a: a or "(none)")

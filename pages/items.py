@@ -146,6 +146,11 @@ if access.may_import(user.role):
                         f"{report.items_new_version} new versions, {report.items_skipped} skipped, "
                         f"{report.criteria_added} criteria, {report.answers_added} answers."
                     )
+                    if report.near_duplicates:
+                        st.warning(
+                            f"{report.near_duplicates} new item(s) nearly copy another item of this project or of a "
+                            "reference set; they are flagged as possible duplicates (filter: Flagged only)."
+                        )
                     tags_of.clear()
                     with reading() as session:
                         projects = {p.name: p.id for p in catalog.list_projects(session)}

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from review import (
     accounts,
     agreement_report,
     demo,
+    duplicates,
     endpoints,
     export_files,
     generation,
@@ -30,6 +32,7 @@ from review import (
     progress,
     runs,
 )
+from review.duplicates import DuplicateError
 from review.endpoints import EndpointError
 from review.exports import ExportError
 from review.formats import MAX_FILE_BYTES, InvalidInput, Problem, check_size
@@ -163,6 +166,22 @@ def build_parser() -> argparse.ArgumentParser:
     export_cmd.add_argument("--form", default="trl", choices=("trl", "openai"), help="preferences: TRL's or OpenAI's")
     export_cmd.add_argument("--json", action="store_true")
 
+    dup = commands.add_parser(
+        "duplicates", help="check a project's items for near-duplicates and copies of reference sets; list open flags"
+    )
+    dup.add_argument("--project", required=True)
+    dup.add_argument("--threshold", help="set the project's threshold first: estimated Jaccard, more than 0, at most 1")
+    reference = dup.add_mutually_exclusive_group()
+    reference.add_argument(
+        "--reference",
+        dest="reference",
+        action="store_const",
+        const=True,
+        help="make the project a reference set (other projects' copies of its items are flagged)",
+    )
+    reference.add_argument("--no-reference", dest="reference", action="store_const", const=False)
+    dup.add_argument("--json", action="store_true")
+
     stats = commands.add_parser("stats", help="counts for a project")
     stats.add_argument("--project", required=True)
     stats.add_argument("--json", action="store_true")
@@ -212,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         llm.LLMError,
         ExportError,
         TrainingExportError,
+        DuplicateError,
     ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if getattr(args, "json", False):
@@ -273,9 +293,13 @@ def _dispatch(args: argparse.Namespace, engine: Any) -> int:
             {"ok": True, **report.as_dict()},
             f"{name}: {report.items_added} items added, {report.items_unchanged} unchanged, "
             f"{report.items_new_version} new versions, {report.items_skipped} skipped, "
-            f"{report.criteria_added} criteria, {report.answers_added} answers added",
+            f"{report.criteria_added} criteria, {report.answers_added} answers added"
+            + _duplicate_lines(report.near_duplicates, report.duplicates, args.project),
         )
         return EXIT_OK
+
+    if args.command == "duplicates":
+        return _duplicates(args, engine)
 
     if args.command == "export":
         return _export(args, engine)
@@ -309,6 +333,46 @@ def _dispatch(args: argparse.Namespace, engine: Any) -> int:
         _emit(args, {"ok": True, **stats}, "\n".join(lines))
         return EXIT_OK
     return EXIT_USAGE
+
+
+def _duplicate_lines(count: int, listed: Sequence[dict[str, Any]], project: str, shown: int = 10) -> str:
+    """The import's near-duplicates as extra lines of text (nothing when there are none)."""
+    if not count:
+        return ""
+    lines = [f"\n{count} near-duplicates flagged (new item, similarity, the item it nearly copies):"]
+    lines += [
+        f"  {d['external_id']}  {d['similarity']:.2f}  {d['match_external_id']} ({d['match_project']}, {d['scope']})"
+        for d in listed[:shown]
+    ]
+    if count > shown:
+        lines.append(f"  … and {count - shown} more: medreview duplicates --project {project!r}")
+    return "\n".join(lines)
+
+
+def _duplicates(args: argparse.Namespace, engine: Any) -> int:
+    """`duplicates --project P [--threshold T] [--reference | --no-reference]`: scan, then list open flags."""
+    threshold = None if args.threshold is None else duplicates.check_threshold(args.threshold)
+    with write_session(engine) as session:
+        project_id = _project_id(session, args.project)
+        if threshold is not None:
+            duplicates.set_threshold(session, project_id=project_id, threshold=threshold, actor_id=None)
+        if args.reference is not None:
+            duplicates.set_reference(
+                session, project_id=project_id, is_reference=args.reference, actor_id=None, scan=False
+            )
+        scan = duplicates.scan_project(session, project_id=project_id)
+        flags = duplicates.project_flags(session, project_id=project_id, status="open")
+    lines = [
+        f"{scan.project}: {scan.items} items checked ({scan.signed} signed now, {scan.without_text} too short to "
+        f"compare), threshold {scan.threshold:.2f}; {scan.flags_added} new flags, {len(flags)} open"
+    ]
+    lines += [
+        f"  {f.item_external_id}  {f.similarity:.2f}  {f.match_external_id} ({f.match_project}, {f.scope})"
+        for f in flags
+    ]
+    payload = {"ok": True, **asdict(scan), "flags": [asdict(f) for f in flags]}
+    _emit(args, payload, "\n".join(lines))
+    return EXIT_OK
 
 
 def _label_import_misuse(args: argparse.Namespace, fmt: str) -> str | None:

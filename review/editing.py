@@ -97,6 +97,7 @@ class SaveResult:
     outcome: str  # created | edited | new_version | unchanged
     answers_copied: int = 0
     labels_kept: int = 0  # labels that stay with the version replaced (new_version only)
+    reviews_kept: int = 0  # item reviews that stay with the version replaced (new_version only)
 
     def sentence(self) -> str:
         """What the save did, in one sentence for the curator. Pure."""
@@ -107,6 +108,8 @@ class SaveResult:
         if self.outcome == "edited":
             return f"Saved item {self.external_id}, version {self.version}."
         kept = f"the old version keeps its {self.labels_kept} label{'' if self.labels_kept == 1 else 's'}"
+        if self.reviews_kept:
+            kept += f" and {self.reviews_kept} item review{'' if self.reviews_kept == 1 else 's'}"
         copied = (
             f"; {self.answers_copied} answer{'' if self.answers_copied == 1 else 's'} copied to grade again"
             if self.answers_copied
@@ -533,7 +536,9 @@ def save_item(session: Session, draft: ItemDraft, *, actor_id: int, role: str) -
     use = store.version_use(session=session, item_id=existing.id)
     prompt_changed = content.prompt() != (existing.conversation, existing.question, dict(existing.options))
     if use.graded or (prompt_changed and store.count_answers(session=session, item_id=existing.id)):
-        return _new_version(session, draft, existing, content, stored, actor_id, use.labels, not prompt_changed)
+        return _new_version(
+            session, draft, existing, content, stored, actor_id, use.labels, use.item_reviews, not prompt_changed
+        )
     return _edit_in_place(session, draft, existing, content, stored, actor_id)
 
 
@@ -714,6 +719,7 @@ def _new_version(
     stored: dict[int, Criterion],
     actor_id: int,
     labels_kept: int,
+    reviews_kept: int,
     copy_answers: bool,
 ) -> SaveResult:
     assert existing.id is not None
@@ -770,13 +776,14 @@ def _new_version(
             "before": _summary(existing.model_dump(), [{"points": c.points} for c in stored.values()]),
             "after": _summary(fields, content.criteria),
             "labels_kept": labels_kept,
+            "reviews_kept": reviews_kept,
             "answers_copied": copied,
             "diff": changed[:DIFF_LINES_AUDITED],
             "change_note": draft.change_note.strip() or None,
         },
     )
     session.commit()
-    return SaveResult(item_id, existing.external_id, version, "new_version", copied, labels_kept)
+    return SaveResult(item_id, existing.external_id, version, "new_version", copied, labels_kept, reviews_kept)
 
 
 def accept_criterion(session: Session, *, criterion_id: int, actor_id: int) -> None:

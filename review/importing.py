@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlmodel import Session
 
+from review import duplicates
 from review.formats import (
     MAX_FILE_BYTES,
     InvalidInput,
@@ -30,6 +31,7 @@ from review.formats import (
 )
 from storage import audit, items, projects
 from storage.models import utcnow
+from storage.similarity import ItemForCheck
 
 ON_CONFLICT = ("error", "new-version", "skip")
 STATUSES = ("draft", "in_review", "approved", "retired")
@@ -37,6 +39,7 @@ REFERENCE_MODEL = "healthbench-ref-{slot}"
 BATCH_ITEMS = 500
 # Raise when parsing, validation or hashing changes, so files imported before are parsed again.
 PARSER_VERSION = 1
+REPORTED_DUPLICATES = 1000  # near-duplicate pairs listed in an import report (all are counted and flagged)
 
 
 _P = ParamSpec("_P")
@@ -85,6 +88,10 @@ class ImportReport:
     conflicts: list[str] = field(default_factory=list)
     batch_id: int | None = None
     seconds: float = 0.0
+    # new items that nearly copy another item of the project or of a reference project (flagged)
+    near_duplicates: int = 0
+    # the most similar of them: {external_id, match_external_id, match_project, scope, similarity}
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,12 +209,14 @@ def import_items(
 
     work: list[tuple[ParsedItem, items.CurrentItem | None]] = [(i, None) for i in to_add]
     work += to_replace
+    new_versions: list[ItemForCheck] = []
     for start in range(0, len(work), batch_items):
         chunk = work[start : start + batch_items]
         rows = [_item_row(item, project_id, status, batch_id, actor_id, previous) for item, previous in chunk]
         replaced = [previous.item_id for _, previous in chunk if previous is not None]
         items.mark_not_current(session=session, item_ids=replaced)
         new_ids = items.add_items(session=session, rows=rows)
+        new_versions.extend(_for_check(row, item_id) for row, item_id in zip(rows, new_ids, strict=True))
         criterion_rows: list[dict[str, Any]] = []
         for (item, previous), item_id in zip(chunk, new_ids, strict=True):
             item_id_of[item.external_id] = item_id
@@ -235,8 +244,44 @@ def import_items(
     if with_reference_answers:
         _import_reference_answers(session, unique.values(), item_id_of, report)
 
+    if new_versions:
+        found = duplicates.check_versions(session, versions=new_versions, actor_id=actor_id)
+        _report_duplicates(report, found, item_id_of)
     _finish_batch(session, report, project_id, actor_id, started, with_reference_answers)
     return report
+
+
+def _for_check(row: dict[str, Any], item_id: int) -> ItemForCheck:
+    """A new item version as the near-duplicate check needs it (its text is in hand)."""
+    return ItemForCheck(
+        item_id=item_id,
+        project_id=row["project_id"],
+        external_id=row["external_id"],
+        kind=row["kind"],
+        status=row["status"],
+        is_current=True,
+        conversation=row["conversation"],
+        question=row["question"],
+        options=row["options"],
+    )
+
+
+def _report_duplicates(
+    report: ImportReport, found: list[tuple[int, duplicates.Match]], item_id_of: dict[str, int]
+) -> None:
+    """Count the near-duplicates a check found among the new items and list the most similar."""
+    external_id_of = {item_id: external_id for external_id, item_id in item_id_of.items()}
+    report.near_duplicates = len(found)
+    report.duplicates = [
+        {
+            "external_id": external_id_of.get(item_id, str(item_id)),
+            "match_external_id": match.external_id,
+            "match_project": match.project,
+            "scope": match.scope,
+            "similarity": match.similarity,
+        }
+        for item_id, match in found[:REPORTED_DUPLICATES]
+    ]
 
 
 def _finish_batch(
@@ -251,7 +296,7 @@ def _finish_batch(
     """Store an import's counts and what a later identical import needs to know; audit it. Commits."""
     assert report.batch_id is not None
     report.seconds = round(time.perf_counter() - started, 3)
-    counts = {k: v for k, v in report.as_dict().items() if k not in ("conflicts", "filename")}
+    counts = {k: v for k, v in report.as_dict().items() if k not in ("conflicts", "filename", "duplicates")}
     counts.update(
         complete=True,
         parser_version=PARSER_VERSION,

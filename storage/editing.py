@@ -41,8 +41,8 @@ class VersionUse:
 
     @property
     def labels(self) -> int:
-        """Labels a physician, an imported rater or a judge gave this version."""
-        return self.criterion_labels + self.item_reviews + self.comparisons
+        """Criterion labels a physician, an imported rater or a judge gave this version (side by side included)."""
+        return self.criterion_labels
 
     @property
     def graded(self) -> bool:

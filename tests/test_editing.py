@@ -519,7 +519,7 @@ def test_key_change_of_a_reviewed_mcq_item_rescores_the_copied_answers(engine, s
     draft = draft_of(engine, created.item_id)
     draft.answer_key = "C"
     result = save(engine, draft)
-    assert (result.outcome, result.answers_copied, result.labels_kept) == ("new_version", 3, 1)
+    assert (result.outcome, result.answers_copied, result.labels_kept, result.reviews_kept) == ("new_version", 3, 0, 1)
     with read_session(engine) as session:
         old = session.exec(select(Answer.mcq_choice, Answer.mcq_correct).where(Answer.item_id == created.item_id))
         new = session.exec(select(Answer.mcq_choice, Answer.mcq_correct).where(Answer.item_id == result.item_id))

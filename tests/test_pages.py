@@ -858,6 +858,28 @@ def test_curator_imports_a_file_through_the_items_page(as_curator, engine):
     ]
 
 
+def test_an_upload_with_a_near_copy_warns_and_flags_it(as_curator, engine):
+    """Test that uploading two items of which one nearly copies the other warns on the Items page and that the
+    copy shows under "Flagged only"."""
+    story = (
+        "My father is 78 and takes warfarin for atrial fibrillation. Since yesterday he has had black stools, "
+        "feels dizzy when he stands up and looks pale. He says he is fine and does not want to go to the "
+        "hospital because it is the weekend. His last INR was checked three weeks ago and was in range. "
+        "Can we wait until Monday to call his doctor, or should we do something now?"
+    )
+    copy = story.replace("My father", "My dad").replace("looks pale", "looks very pale")
+    at = open_page(as_curator, "items")
+    at = upload(at, "Near copies", "two.jsonl", jsonl(healthbench_row("first", story), healthbench_row("second", copy)))
+    assert not at.exception and not errors(at)
+    assert [w.value for w in at.warning] == [
+        "1 new item(s) nearly copy another item of this project or of a reference set; they are flagged as "
+        "possible duplicates (filter: Flagged only)."
+    ]
+    at.selectbox(key="items_project").set_value("Near copies").run()
+    at.checkbox(key="items_filter_flagged").check().run()
+    assert caption_count(at) == 1
+
+
 def test_invalid_upload_stores_nothing_and_lists_problems(as_curator, engine):
     """Test that an upload with a bad row shows the problems and writes no project and no items."""
     at = open_page(as_curator, "items")

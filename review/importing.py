@@ -34,6 +34,7 @@ from storage.models import utcnow
 from storage.similarity import ItemForCheck
 
 ON_CONFLICT = ("error", "new-version", "skip")
+EDITED_IN_PLACE = ("item.edited", "item.tags")  # audit actions of changes to an item's content without a new row
 STATUSES = ("draft", "in_review", "approved", "retired")
 REFERENCE_MODEL = "healthbench-ref-{slot}"
 BATCH_ITEMS = 500
@@ -332,10 +333,11 @@ def _identical_repeat(
 ) -> _Repeat | None:
     """Recognise a file imported before whose import would change nothing now. Read-only.
 
-    Items are never edited in place (an edit or a conflict makes a new row) and never deleted, so
-    when the project's highest item id is the one that an earlier complete import of the same
-    bytes left (same parser, same options, nothing skipped), that import's items are all still
-    current and unchanged, and importing the file again adds nothing.
+    Items are never deleted, and a conflict or an edit of a graded item makes a new row, so when the
+    project's highest item id is the one that an earlier complete import of the same bytes left (same
+    parser, same options, nothing skipped) and no item of the project was edited in place since (the
+    editor, or tags changed in bulk), that import's items are all still current and unchanged, and
+    importing the file again adds nothing.
     """
     project = projects.get_project_by_name(session=session, name=project_name.strip())
     if project is None or project.id is None:
@@ -351,6 +353,9 @@ def _identical_repeat(
         or fmt not in ("auto", batch.format)
         or (with_reference_answers and not counts.get("with_reference_answers"))
         or counts.get("max_item_id_after") != items.max_item_id(session=session, project_id=project.id)
+        or audit.any_event_since(
+            session=session, project_id=project.id, actions=EDITED_IN_PLACE, since=batch.created_at
+        )
     ):
         return None
     rows = int(counts.get("items_added", 0) + counts.get("items_unchanged", 0) + counts.get("items_new_version", 0))

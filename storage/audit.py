@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -43,3 +44,17 @@ def list_audit_events(
     if entity_id is not None:
         query = query.where(AuditEvent.entity_id == entity_id)
     return session.exec(query).all()
+
+
+def any_event_since(*, session: Session, project_id: int, actions: Sequence[str], since: datetime) -> bool:
+    """True when the project has an audit event of one of these actions at or after `since`. Read-only."""
+    query = (
+        select(AuditEvent.id)
+        .where(
+            AuditEvent.project_id == project_id,
+            col(AuditEvent.action).in_(list(actions)),
+            col(AuditEvent.at) >= since,
+        )
+        .limit(1)
+    )
+    return session.exec(query).first() is not None

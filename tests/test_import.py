@@ -34,7 +34,7 @@ from review.formats import InvalidInput, medqa_external_id, tag_value
 from review.importing import ImportConflict, ImportReport, import_answers, import_items
 from storage import items, projects
 from storage.db import read_session, write_session
-from storage.models import Answer, AuditEvent, Criterion, ImportBatch, Item, Model, Project
+from storage.models import Answer, AuditEvent, Criterion, ImportBatch, Item, Model, Project, User
 
 TABLES = {
     "project": Project,
@@ -696,6 +696,39 @@ def test_identical_file_is_parsed_again_once_the_project_changed(engine, shared_
     with pytest.raises(ImportConflict) as caught:
         run_import(engine, "P", hard, HARD_30)  # same bytes as before, but 3 of its items are no longer current
     assert len(caught.value.problems) == 3
+
+
+@pytest.mark.parametrize("change", ["editor", "tags"])
+def test_identical_file_is_parsed_again_once_an_item_was_edited_in_place(engine, shared_data, change):
+    """Test that after an item was edited in place (in the editor, or its tags in bulk), re-importing the same
+    bytes is checked row by row and names the edited item as a conflict instead of calling it unchanged."""
+    from review import editing, workflow
+
+    hard = (shared_data / HARD_30).read_bytes()
+    run_import(engine, "P", hard, HARD_30)
+    with write_session(engine) as session:
+        curator = session.exec(select(User).where(User.username == "curator-x")).first()
+        if curator is None:
+            curator = User(username="curator-x", role="curator")
+            session.add(curator)
+            session.commit()
+        item = session.exec(select(Item).where(Item.version == 1).order_by(Item.id)).first()
+        assert item is not None and item.id is not None
+        if change == "editor":
+            draft = editing.draft_of(session, item_id=item.id)
+            draft.criteria[0].text = draft.criteria[0].text + " (reworded)"
+            assert editing.save_item(session, draft, actor_id=curator.id, role="curator").outcome == "edited"
+        else:
+            workflow.tag_items(
+                session, item_ids=[item.id], add=["reviewed:cardiology"], remove=[], actor_id=curator.id, role="curator"
+            )
+        external_id = item.external_id
+    with pytest.raises(ImportConflict) as caught:
+        run_import(engine, "P", hard, HARD_30)
+    assert [p.message for p in caught.value.problems] == [
+        f"item {external_id!r} already exists in project 'P' with different content; use --on-conflict "
+        "new-version or skip"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -266,7 +266,9 @@ def duplicate_matches(draft: editing.ItemDraft) -> tuple[list[Any], list[Any]]:
             options=dict(draft.options),
             exclude_external_id=draft.external_id.strip() or None,
         )
-        flagged = duplicates.flags_for_item(session, item_id=draft.item_id) if draft.item_id else []
+        flagged = (
+            duplicates.flags_for_item(session, item_id=draft.item_id, include_closed=True) if draft.item_id else []
+        )
     return found, flagged
 
 
@@ -290,9 +292,28 @@ def check_duplicates() -> None:
                 "similarity": round(float(match.similarity), 2),
                 "flag": match.status if match.flag_id is not None else "",
                 "summary": match.summary,
+                "flag_id": match.flag_id,
             },
         )
     st.session_state[MATCHES_KEY] = sorted(matches.values(), key=lambda m: -m["similarity"])
+
+
+def dismiss_flag(flag_id: int) -> None:
+    """ "Not a copy" button's callback: dismiss the flag with the curator's note, then look again."""
+    try:
+        with writing() as session:
+            duplicates.set_flag_status(
+                session,
+                flag_id=flag_id,
+                status="dismissed",
+                actor_id=user.user_id,
+                note=st.session_state.get("edit_dismiss_note") or "",
+            )
+    except duplicates.DuplicateError as exc:
+        report("error", [str(exc)])
+        return
+    report("success", ["Flag dismissed: not a copy."])
+    check_duplicates()
 
 
 def draft_with_model() -> None:
@@ -450,14 +471,33 @@ def duplicates_table() -> None:
     if not matches:
         st.success("No near-duplicates found.")
         return
+    open_flags = []
     for match in matches:
         where = (
             f"of reference project {match['project']}"
             if match["scope"] == "reference"
             else f"in project {match['project']}"
         )
-        st.warning(f"Nearly copies item {match['external id']} {where} (similarity {match['similarity']:.2f}).")
-    st.dataframe(pd.DataFrame(matches), hide_index=True, key="edit_duplicates_table")
+        line = f"Nearly copies item {match['external id']} {where} (similarity {match['similarity']:.2f})."
+        if match["flag"] == "dismissed":
+            st.caption(line + " Dismissed: not a copy.")
+            continue
+        if match["flag"] == "resolved":
+            st.caption(line + " Resolved: one of the two was retired or replaced by a new version.")
+            continue
+        st.warning(line)
+        if match["flag"] == "open" and match["flag_id"] is not None:
+            open_flags.append(match)
+    st.dataframe(pd.DataFrame(matches).drop(columns=["flag_id"]), hide_index=True, key="edit_duplicates_table")
+    if open_flags and user.role in ("curator", "admin"):
+        st.text_input("Why it is not a copy", key="edit_dismiss_note")
+        for match in open_flags:
+            st.button(
+                f"Not a copy of {match['external id']}: dismiss the flag",
+                key=f"edit_dismiss_{match['flag_id']}",
+                on_click=dismiss_flag,
+                args=(int(match["flag_id"]),),
+            )
 
 
 def history_view(item_id: int) -> None:

@@ -18,7 +18,7 @@ from review import duplicates, endpoints
 from review.demo import DEMO_PROJECT
 from review.importing import import_items
 from storage.db import read_session, write_session
-from storage.models import Criterion, CriterionLabel, DuplicateFlag, GoldLabel, Item, Project, User
+from storage.models import AuditEvent, Criterion, CriterionLabel, DuplicateFlag, GoldLabel, Item, Project, User
 from tests.labelled_demo import physicians_and_gold
 from tests.openai_stub import StubServer
 
@@ -338,6 +338,20 @@ def test_a_near_copy_of_a_reference_item_is_flagged_on_save(as_curator, engine, 
     assert list(table["external id"]) == [copied] and list(table["flag"]) == ["open"]
     at = click(at, "edit_check_duplicates")
     assert len(shown(at, "warning")) == 1
+    flag_id = flags[0].id
+    at.text_input(key="edit_dismiss_note").set_value("Same trial, different question asked.")
+    at = click(at, f"edit_dismiss_{flag_id}")
+    assert not at.exception and not at.error
+    assert shown(at, "warning") == []
+    assert any(c.value.endswith("Dismissed: not a copy.") for c in at.caption)
+    with read_session(engine) as session:
+        dismissed = session.get(DuplicateFlag, flag_id)
+        events = session.exec(select(AuditEvent).where(AuditEvent.entity == "duplicate_flag")).all()
+    assert dismissed is not None and (dismissed.status, dismissed.note) == (
+        "dismissed",
+        "Same trial, different question asked.",
+    )
+    assert dismissed.decided_by is not None and len(events) == 1
 
 
 def current_in(engine: Engine, project: str) -> dict[str, str]:

@@ -26,11 +26,13 @@ Kinds:
 Rows come in a stable order: item external id, item version, criterion position, answer id; nothing in a row
 depends on the time, so the same database gives byte-identical files. Rows are written as they come, so memory
 stays flat as the project grows. The gold export merges three streamed reads in that order (storage.exports): the
-answers with their items (each item's answers held while its units pass, its conversation parsed and, for JSON
-Lines, serialised once), the gold units with their criteria (one row each), and the counted labels (a label of a
-unit without gold is passed over). For JSON Lines, tags and conversation go into each line as ready-made orjson
-fragments, byte for byte what serialising the values gives. The other kinds read page by page (ITEMS_PAGE items,
-their units UNITS_CHUNK at a time).
+gold units with their criteria and their counted labels (one row each, the labels as one text), the answers with
+their items (each item's answers held while its units pass, its conversation parsed once), and the labels that
+carry a comment (a comment on a unit without gold is passed over). Each distinct set of labels is turned into its
+JSON once. A JSON line is joined from pieces serialised once each (per item and answer, per criterion, per set
+of labels, per set of gold columns), byte for byte what serialising the whole row gives; Parquet gets tags,
+conversation, labels and comments as ready-made JSON. The other kinds read page by page (ITEMS_PAGE items, their
+units UNITS_CHUNK at a time).
 CSV cells of text that starts with = + - @, a tab or a carriage return get a leading "'" so a spreadsheet never
 runs them as a formula (OWASP CSV injection); lists and objects are written as JSON text in CSV and Parquet.
 """
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
@@ -349,90 +352,258 @@ def answer_external_id(answer: exports.ExportAnswer) -> str:
 def gold_rows(session: Session, *, project_id: int, pseudonymize: bool = True) -> Iterator[dict[str, Any]]:
     """Yield one row (GOLD_COLUMNS) per unit of the project's current open items that has a current gold label,
     in export order. Read-only."""
-    return _gold_rows(session, project_id=project_id, pseudonymize=pseudonymize, as_json=False)
+    for values in _gold_values(session, project_id=project_id, pseudonymize=pseudonymize, json_text=False):
+        yield dict(zip(GOLD_COLUMNS, values, strict=True))
 
 
-_JsonCache = dict[str | None, Any]
+_JsonCache = dict[Any, Any]
+_EMPTY_OBJECT = b"{}"
+LINE_PIECES = 6  # pieces joined into one gold JSON line
+
+
+def _parsed(text: str | None, empty: Any) -> Any:
+    """A JSON column's value from its text (`empty()` for null or an empty value)."""
+    return (orjson.loads(text) if text is not None else None) or empty()
 
 
 def _json_value(text: str | None, cache: _JsonCache, as_json: bool, empty: Any) -> Any:
     """A JSON column's value from its text: with `as_json`, an orjson fragment (its compact JSON, written as is
     into a JSON line), made once per distinct text; else the value itself."""
     if not as_json:
-        return (orjson.loads(text) if text is not None else None) or empty()
+        return _parsed(text, empty)
     found = cache.get(text)
     if found is None:
         if len(cache) >= JSON_CACHE:
             cache.clear()
-        value = (orjson.loads(text) if text is not None else None) or empty()
-        found = cache[text] = orjson.Fragment(orjson.dumps(value))
+        found = cache[text] = orjson.Fragment(orjson.dumps(_parsed(text, empty)))
     return found
 
 
-def _gold_rows(session: Session, *, project_id: int, pseudonymize: bool, as_json: bool) -> Iterator[dict[str, Any]]:
-    """The gold rows, merged from three reads streamed in export order: the answers with their items, the gold
-    units with their criteria, and the counted labels. With `as_json`, tags and conversation are orjson fragments
-    (each item's conversation serialised once), for the JSON Lines writer."""
+def _unit_labels(text: str | None, names: Mapping[int, str]) -> dict[str, str]:
+    """A unit's labels, rater name -> value in the order of the raters' account ids, from the text the gold read
+    gives them as (storage.exports.stream_gold_units: "<rater id>:<value>" joined by ",", in any order)."""
+    if not text:
+        return {}
+    labels = sorted(
+        (int(rater), value)
+        for rater, value in (label.split(exports.RATER_SEPARATOR, 1) for label in text.split(exports.LABEL_SEPARATOR))
+    )
+    return {names[rater]: value for rater, value in labels}
+
+
+class _GoldMerge:
+    """What the gold units need from the two other reads, all three streamed in the same item order: each item's
+    answers (the answers with their items) and the comments on its units (the commented labels)."""
+
+    def __init__(self, session: Session, project_id: int, names: Mapping[int, str]):
+        self.names = names
+        self.answers = exports.stream_item_answers(session=session, project_id=project_id)
+        self.commented = exports.stream_unit_comments(session=session, project_id=project_id)
+        self.next_answer = next(self.answers, None)
+        self.next_comment = next(self.commented, None)
+        self.rank: dict[int, int] = {}  # item id -> its place in export order, for the items passed so far
+        # the current item's comments: (criterion id, answer id) -> rater name -> comment, in the order of raters
+        self.comments: dict[tuple[int, int], dict[str, str]] = {}
+
+    def item_of(self, answer_id: int) -> dict[int, exports.ItemAnswer]:
+        """The answers, by id, of the next item in export order that the answer belongs to; its comments become
+        `comments`. Items passed on the way have no gold, and their comments are passed over."""
+        while self.next_answer is not None:
+            item_id = self.next_answer.item_id
+            self.rank[item_id] = len(self.rank)
+            answers: dict[int, exports.ItemAnswer] = {}
+            while self.next_answer is not None and self.next_answer.item_id == item_id:
+                answers[self.next_answer.answer_id] = self.next_answer
+                self.next_answer = next(self.answers, None)
+            if answer_id in answers:
+                self.comments = self._item_comments(item_id)
+                return answers
+        raise LookupError(f"Answer {answer_id} is not among the answers of the project's current open items.")
+
+    def _item_comments(self, item_id: int) -> dict[tuple[int, int], dict[str, str]]:
+        found: dict[tuple[int, int], dict[str, str]] = {}
+        place = self.rank[item_id]
+        while self.next_comment is not None:
+            comment_item, criterion_id, answer_id, rater_id, comment = self.next_comment
+            comment_place = self.rank.get(comment_item)
+            if comment_place is None or comment_place > place:
+                break  # an item still to come
+            if comment_item == item_id:
+                found.setdefault((criterion_id, answer_id), {})[self.names[rater_id]] = comment
+            self.next_comment = next(self.commented, None)
+        return found
+
+
+def _gold_values(
+    session: Session, *, project_id: int, pseudonymize: bool, json_text: bool
+) -> Iterator[tuple[Any, ...]]:
+    """The gold rows as tuples of their values in the order of GOLD_COLUMNS, merged from three reads streamed in
+    export order: the gold units with their criteria and labels, the answers with their items, and the commented
+    labels. With `json_text`, tags, conversation, labels and comments are their compact JSON text (each made once
+    per distinct value), as Parquet stores them; else each row has its own lists and dicts."""
     names = rater_names(session, project_id=project_id, pseudonymize=pseudonymize)
-    answers = exports.stream_item_answers(session=session, project_id=project_id)
-    labels = exports.stream_unit_labels(session=session, project_id=project_id)
-    rank: dict[int, int] = {}  # item id -> its place in export order, for the items the answers have passed
+    merge = _GoldMerge(session, project_id, names)
     item_answers: dict[int, exports.ItemAnswer] = {}
     conversation: Any = None
-    item_id = -1
-    next_answer = next(answers, None)
-    next_label = next(labels, None)
     tags_cache: _JsonCache = {}
+    labels_cache: _JsonCache = {}  # the labels' text -> their JSON text, or their dict
+    no_comments = "{}"
     for unit in exports.stream_gold_units(session=session, project_id=project_id):
-        unit_item, criterion_id, position, text, points, tags, axis, answer_id = unit[:8]
-        if unit_item != item_id:  # the next item with gold: its answers and conversation, read once
-            item_id, item_answers = unit_item, {}
-            while next_answer is not None and next_answer.item_id != item_id:
-                rank.setdefault(next_answer.item_id, len(rank))
-                next_answer = next(answers, None)
-            rank.setdefault(item_id, len(rank))
-            while next_answer is not None and next_answer.item_id == item_id:
-                item_answers[next_answer.answer_id] = next_answer
-                next_answer = next(answers, None)
-            first = next(iter(item_answers.values()))
-            conversation = _json_value(first.conversation, {}, as_json, list)
-        # the unit's counted labels: skip labels of earlier units (no gold), stop at a later unit
-        key = (rank[item_id], position, criterion_id, answer_id)
-        unit_labels: dict[str, str] = {}
-        comments: dict[str, str] = {}
-        while next_label is not None:
-            label_rank = rank.get(next_label[0])
-            if label_rank is None:
-                break  # an item the answers have not reached yet
-            label_key = (label_rank, next_label[1], next_label[2], next_label[3])
-            if label_key > key:
-                break
-            if label_key == key:
-                name = names[next_label[4]]
-                unit_labels[name] = next_label[5]
-                if next_label[6]:
-                    comments[name] = next_label[6]
-            next_label = next(labels, None)
-        answer = item_answers[answer_id]
-        yield {
-            "item_id": answer.external_id,
-            "item_version": answer.version,
-            "criterion_id": f"{answer.external_id}#{position}",
-            "criterion": text,
-            "points": points,
-            "tags": _json_value(tags, tags_cache, as_json, list),
-            "axis": axis,
-            "conversation": conversation,
-            "answer_id": answer.answer_external_id or f"answer-{answer_id}",
-            "answer": answer.text or "",
-            "model": answer.model,
-            "labels": unit_labels,
-            "comments": comments,
-            "gold": unit[8],
-            "method": unit[9],
-            "rationale": unit[10] or "",
-            "disagreement_category": unit[11],
-        }
+        criterion_id, position, text, points, tags, axis, answer_id, gold, method, rationale, category, found = unit
+        answer = item_answers.get(answer_id)
+        if answer is None:  # the next item with gold: its answers and conversation, read once
+            item_answers = merge.item_of(answer_id)
+            answer = item_answers[answer_id]
+            conversation = _parsed(answer.conversation, list)
+            if json_text:
+                conversation = _json_text(conversation)
+        labels: Any = labels_cache.get(found)
+        if labels is None:
+            if len(labels_cache) >= JSON_CACHE:
+                labels_cache.clear()
+            labels = _unit_labels(found, names)
+            labels = labels_cache[found] = _json_text(labels) if json_text else labels
+        comments: Any = no_comments if json_text else {}
+        if merge.comments:
+            commented = merge.comments.get((criterion_id, answer_id))
+            if commented:
+                comments = _json_text(commented) if json_text else dict(commented)
+        if json_text:
+            found_tags = tags_cache.get(tags)
+            if found_tags is None:
+                if len(tags_cache) >= JSON_CACHE:
+                    tags_cache.clear()
+                found_tags = tags_cache[tags] = _json_text(_parsed(tags, list))
+        else:
+            found_tags, labels = _parsed(tags, list), dict(labels)  # each row its own
+        yield (
+            answer.external_id,
+            answer.version,
+            f"{answer.external_id}#{position}",
+            text,
+            points,
+            found_tags,
+            axis,
+            conversation,
+            answer.answer_external_id or f"answer-{answer_id}",
+            answer.text or "",
+            answer.model,
+            labels,
+            comments,
+            gold,
+            method,
+            rationale or "",
+            category,
+        )
+
+
+def _write_gold_parquet(values: Iterator[tuple[Any, ...]], out: BinaryIO) -> int:
+    """Write gold rows (tuples in the order of GOLD_COLUMNS, JSON columns as text) as Parquet, ROW_GROUP rows per
+    row group, each column built straight from its values; return how many."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = _arrow_types()
+    schema = pa.schema([(column, arrow[GOLD_TYPES[column]]) for column in GOLD_COLUMNS])
+    writer = pq.ParquetWriter(out, schema)
+    written = 0
+    try:
+        while group := list(itertools.islice(values, ROW_GROUP)):
+            columns = [
+                pa.array(column, type=field.type)
+                for column, field in zip(zip(*group, strict=True), schema, strict=True)
+            ]
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+            written += len(group)
+    finally:
+        writer.close()
+    return written
+
+
+def _json_piece(values: dict[str, Any]) -> bytes:
+    """The compact JSON of the object's members, without its braces, for a JSON line built from pieces."""
+    return orjson.dumps(values)[1:-1]
+
+
+def _gold_lines(session: Session, *, project_id: int, pseudonymize: bool) -> Iterator[tuple[int, bytes]]:
+    """The gold rows as JSON Lines, JSONL_BATCH lines at a time (how many, and their bytes): byte for byte what
+    serialising each row (GOLD_COLUMNS in order) gives, joined from pieces serialised once each: per item (item id
+    and version), per answer (conversation, answer id and text, model), per criterion (id, text, points, tags,
+    axis), per distinct set of labels and per distinct set of gold columns; only comments are per unit."""
+    names = rater_names(session, project_id=project_id, pseudonymize=pseudonymize)
+    merge = _GoldMerge(session, project_id, names)
+    item_answers: dict[int, bytes] = {}  # answer id -> its piece: conversation, answer id and text, model
+    head = b""  # the item's piece: item id and version
+    external_id = ""
+    last_criterion, criterion_piece = -1, b""
+    tags_cache: _JsonCache = {}
+    labels_cache: _JsonCache = {}  # the labels' text -> their piece
+    tail_cache: _JsonCache = {}  # (gold, method, rationale, disagreement category) -> their piece
+    lines: list[bytes] = []
+    for unit in exports.stream_gold_units(session=session, project_id=project_id):
+        criterion_id, position, _, _, _, _, answer_id, _, _, _, _, found = unit
+        answer = item_answers.get(answer_id)
+        if answer is None:  # the next item with gold: its pieces, made once
+            answers = merge.item_of(answer_id)
+            first = next(iter(answers.values()))
+            external_id = first.external_id
+            head = b"{" + _json_piece({"item_id": external_id, "item_version": first.version}) + b","
+            conversation = _json_value(first.conversation, {}, True, list)
+            item_answers = {
+                other.answer_id: b","
+                + _json_piece(
+                    {
+                        "conversation": conversation,
+                        "answer_id": other.answer_external_id or f"answer-{other.answer_id}",
+                        "answer": other.text or "",
+                        "model": other.model,
+                    }
+                )
+                + b',"labels":'
+                for other in answers.values()
+            }
+            answer = item_answers[answer_id]
+            last_criterion = -1
+        if criterion_id != last_criterion:  # an item's answers to one criterion come one after the other
+            tags = _json_value(unit[4], tags_cache, True, list)
+            criterion_piece = _json_piece(
+                {
+                    "criterion_id": f"{external_id}#{position}",
+                    "criterion": unit[2],
+                    "points": unit[3],
+                    "tags": tags,
+                    "axis": unit[5],
+                }
+            )
+            last_criterion = criterion_id
+        labels = labels_cache.get(found)
+        if labels is None:
+            if len(labels_cache) >= JSON_CACHE:
+                labels_cache.clear()
+            labels = labels_cache[found] = orjson.dumps(_unit_labels(found, names)) + b',"comments":'
+        comments = _EMPTY_OBJECT
+        if merge.comments:
+            commented = merge.comments.get((criterion_id, answer_id))
+            if commented:
+                comments = orjson.dumps(commented)
+        gold = unit[7:11]
+        tail = tail_cache.get(gold)
+        if tail is None:
+            if len(tail_cache) >= JSON_CACHE:
+                tail_cache.clear()
+            tail = tail_cache[gold] = (
+                b","
+                + _json_piece(
+                    {"gold": gold[0], "method": gold[1], "rationale": gold[2] or "", "disagreement_category": gold[3]}
+                )
+                + b"}\n"
+            )
+        lines += (head, criterion_piece, answer, labels, comments, tail)
+        if len(lines) >= JSONL_BATCH * LINE_PIECES:
+            yield JSONL_BATCH, b"".join(lines)
+            lines.clear()
+    if lines:
+        yield len(lines) // LINE_PIECES, b"".join(lines)
 
 
 # --- HealthBench items --------------------------------------------------------------------------------------
@@ -544,8 +715,17 @@ def export(
     project = projects.get_project_by_name(session=session, name=project_name.strip())
     if project is None or project.id is None:
         raise ExportError(f"There is no project named {project_name!r}.")
+    if kind == "gold" and fmt == "jsonl":
+        written = 0
+        for count, lines in _gold_lines(session, project_id=project.id, pseudonymize=pseudonymize):
+            out.write(lines)
+            written += count
+        return written
+    if kind == "gold" and fmt == "parquet":
+        values = _gold_values(session, project_id=project.id, pseudonymize=pseudonymize, json_text=True)
+        return _write_gold_parquet(values, out)
     if kind == "gold":
-        rows = _gold_rows(session, project_id=project.id, pseudonymize=pseudonymize, as_json=fmt == "jsonl")
+        rows = gold_rows(session, project_id=project.id, pseudonymize=pseudonymize)
         return write_rows(rows, out, fmt, columns=GOLD_COLUMNS, column_types=GOLD_TYPES)
     if kind == "healthbench":
         return write_rows(healthbench_rows(session, project_id=project.id), out, fmt, columns=HEALTHBENCH_COLUMNS)

@@ -4,9 +4,11 @@ current gold labels and the counted labels of their units, the answers, and the 
 The HealthBench and meta-eval exports read bounded pages: items by keyset on (external id, version), units and
 labels by lists of ids of at most CHUNK values. The gold export streams instead: three reads ordered the same way
 (item external id, item version, criterion position, criterion id, answer id) run side by side on the database
-driver's own cursors (server-side on PostgreSQL), FETCH rows at a time: the answers with their items, the gold
-units with their criteria, and the counted labels. Either way an export of a million rows never holds more than a
-page at a time.
+driver's own cursors (server-side on PostgreSQL), FETCH rows at a time: the gold units with their criteria and
+their counted labels gathered into one text (from the index ix_label_unit_rater, never the label rows), the
+answers with their items, and the labels that carry a comment (from the partial index ix_label_commented, so a
+project with few comments reads few rows). Either way an export of a million rows never holds more than a page at
+a time.
 Labels that count are those of submitted gradings by physicians and imported raters (never a judge's),
 as for gold labels.
 """
@@ -17,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Text, and_, cast, or_
+from sqlalchemy import Text, and_, cast, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -209,13 +211,35 @@ def stream_item_answers(*, session: Session, project_id: int) -> Iterator[ItemAn
     return (ItemAnswer(*row) for row in _driver_stream(session, query, "medreview_export_answers"))
 
 
+LABEL_SEPARATOR = ","  # between the labels of one unit in stream_gold_units
+RATER_SEPARATOR = ":"  # between a label's rater id and its value
+
+
 def stream_gold_units(*, session: Session, project_id: int) -> Iterator[tuple[Any, ...]]:
     """Every unit of the project's current open items with a current gold label, streamed in the gold export's row
-    order, as (item id, criterion id, position, criterion text, points, criterion tags as JSON text, axis,
-    answer id, gold value, method, rationale, disagreement category). Read-only."""
+    order, as (criterion id, position, criterion text, points, criterion tags as JSON text, axis, answer id, gold
+    value, method, rationale, disagreement category, counted labels). The counted labels are one text,
+    "<rater id>:<value>" per label joined by "," in no set order, None when there is none (a value is met, not_met
+    or unsure: neither separator occurs in it); they are read from ix_label_unit_rater without the label rows.
+    Read-only."""
+    labels = (
+        sa_select(
+            func.aggregate_strings(
+                col(CriterionLabel.rater_id).concat(RATER_SEPARATOR).concat(col(CriterionLabel.value)),
+                LABEL_SEPARATOR,
+            )
+        )
+        .join(Annotation, col(Annotation.id) == CriterionLabel.annotation_id)
+        .join(User, col(User.id) == CriterionLabel.rater_id)
+        .where(
+            col(CriterionLabel.answer_id) == Answer.id,
+            col(CriterionLabel.criterion_id) == Criterion.id,
+            *_counted(),
+        )
+        .scalar_subquery()
+    )
     query = (
         sa_select(
-            col(Item.id),
             col(Criterion.id),
             col(Criterion.position),
             col(Criterion.text),
@@ -227,6 +251,7 @@ def stream_gold_units(*, session: Session, project_id: int) -> Iterator[tuple[An
             col(GoldLabel.method),
             col(GoldLabel.rationale),
             col(GoldLabel.disagreement_category),
+            labels,
         )
         .select_from(Item)
         .join(Criterion, col(Criterion.item_id) == Item.id)
@@ -245,34 +270,42 @@ def stream_gold_units(*, session: Session, project_id: int) -> Iterator[tuple[An
     return _driver_stream(session, query, "medreview_export_gold")
 
 
-def stream_unit_labels(*, session: Session, project_id: int) -> Iterator[tuple[int, int, int, int, int, str, str]]:
-    """Every counted label of the units of the project's current open items, streamed in the gold export's row
-    order then by rater, as (item id, position, criterion id, answer id, rater id, value, comment). Read-only."""
+def stream_unit_comments(*, session: Session, project_id: int) -> Iterator[tuple[int, int, int, int, str]]:
+    """Every counted label with a comment on answers to the project's current open items, streamed in the gold
+    export's item order (item external id, item version), then by criterion, answer and rater, as (item id,
+    criterion id, answer id, rater id, comment). Read from the partial index ix_label_commented: a project with few
+    comments reads few rows. Read-only."""
     query = (
         sa_select(
             col(Item.id),
-            col(Criterion.position),
-            col(Criterion.id),
-            col(Answer.id),
+            col(CriterionLabel.criterion_id),
+            col(CriterionLabel.answer_id),
             col(CriterionLabel.rater_id),
-            col(CriterionLabel.value),
             col(CriterionLabel.comment),
         )
         .select_from(Item)
-        .join(Criterion, col(Criterion.item_id) == Item.id)
         .join(Answer, col(Answer.item_id) == Item.id)
         .join(
             CriterionLabel,
-            and_(col(CriterionLabel.answer_id) == Answer.id, col(CriterionLabel.criterion_id) == Criterion.id),
+            and_(
+                col(CriterionLabel.answer_id) == Answer.id,
+                col(CriterionLabel.comment) != "",  # the condition of ix_label_commented
+            ),
         )
         .join(Annotation, col(Annotation.id) == CriterionLabel.annotation_id)
         .join(User, col(User.id) == CriterionLabel.rater_id)
         .where(*_current_open_items(project_id), *_counted())
         .order_by(
-            *_export_order(), col(CriterionLabel.rater_id), col(CriterionLabel.value), col(CriterionLabel.comment)
+            col(Item.external_id),
+            col(Item.version),
+            col(CriterionLabel.criterion_id),
+            col(CriterionLabel.answer_id),
+            col(CriterionLabel.rater_id),
+            col(CriterionLabel.value),
+            col(CriterionLabel.comment),
         )
     )
-    return _driver_stream(session, query, "medreview_export_labels")
+    return _driver_stream(session, query, "medreview_export_comments")
 
 
 def _counted() -> Any:

@@ -139,6 +139,8 @@ class Item(ItemBase, table=True):
         UniqueConstraint("project_id", "external_id", "version"),
         Index("ix_item_project_current", "project_id", "is_current", "status"),
         Index("ix_item_project_hash", "project_id", "content_hash"),
+        Index("ix_item_project_current_id", "project_id", "is_current", "id"),
+        Index("ix_item_project_kind", "project_id", "is_current", "kind", "status", "dimension"),
     )
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id")
@@ -316,6 +318,15 @@ class CriterionLabel(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("annotation_id", "criterion_id"),
         Index("ix_label_unit", "answer_id", "criterion_id"),
+        # the gold export: a unit's counted labels from the index alone, and only the labels with a comment
+        Index("ix_label_unit_rater", "answer_id", "criterion_id", "rater_id", "value", "annotation_id"),
+        Index(
+            "ix_label_commented",
+            "answer_id",
+            "criterion_id",
+            sqlite_where=Column("comment", Text) != "",
+            postgresql_where=Column("comment", Text) != "",
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     annotation_id: int = Field(foreign_key="annotation.id")

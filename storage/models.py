@@ -317,8 +317,8 @@ class Annotation(SQLModel, table=True):
 class CriterionLabel(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("annotation_id", "criterion_id"),
-        Index("ix_label_unit", "answer_id", "criterion_id"),
-        # the gold export: a unit's counted labels from the index alone, and only the labels with a comment
+        # a unit's labels (rater, value, grading) from the index alone: agreement, gold, the gold export; and
+        # only the labels that carry a comment
         Index("ix_label_unit_rater", "answer_id", "criterion_id", "rater_id", "value", "annotation_id"),
         Index(
             "ix_label_commented",

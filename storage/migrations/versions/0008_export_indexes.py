@@ -1,5 +1,5 @@
 """Gold export at scale: an index that gives a unit's counted labels (rater, value, grading) without reading the
-label rows, and a partial index of the labels that carry a comment
+label rows (replacing ix_label_unit, its prefix), and a partial index of the labels that carry a comment
 
 Revision ID: 0008
 Revises: 0007
@@ -24,6 +24,7 @@ def upgrade() -> None:
         ["answer_id", "criterion_id", "rater_id", "value", "annotation_id"],
         unique=False,
     )
+    op.drop_index("ix_label_unit", table_name="criterionlabel")  # a prefix of ix_label_unit_rater
     op.create_index(
         "ix_label_commented",
         "criterionlabel",
@@ -35,5 +36,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.create_index("ix_label_unit", "criterionlabel", ["answer_id", "criterion_id"], unique=False)
     op.drop_index("ix_label_commented", table_name="criterionlabel")
     op.drop_index("ix_label_unit_rater", table_name="criterionlabel")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy.engine import Engine
@@ -348,6 +349,23 @@ def test_gold_export_reads_in_pages(engine, graded, monkeypatch):
     assert run_export(engine, "gold", graded.project) == (12, whole)
     _, paged_parquet = run_export(engine, "gold", graded.project, fmt="parquet")
     assert pq.ParquetFile(io.BytesIO(paged_parquet)).num_row_groups == 3
+
+
+@pytest.mark.parametrize("pseudonymize", [True, False])
+def test_gold_jsonl_bytes_equal_the_rows_of_gold_rows_serialised_one_by_one(engine, graded, pseudonymize):
+    """Test that the gold JSONL file, written from pieces serialised once each, has exactly the bytes of
+    gold_rows' rows dumped one per line in the column order (named and pseudonymized)."""
+    options = {} if pseudonymize else {"pseudonymize": False}
+    _, data = run_export(engine, "gold", graded.project, **options)
+    with read_session(engine) as session:
+        found = projects.get_project_by_name(session=session, name=graded.project)
+        assert found is not None and found.id is not None
+        rows = list(exports.gold_rows(session, project_id=found.id, pseudonymize=pseudonymize))
+    expected = b"".join(
+        orjson.dumps({column: row[column] for column in exports.GOLD_COLUMNS}, option=orjson.OPT_APPEND_NEWLINE)
+        for row in rows
+    )
+    assert len(rows) == 12 and data == expected
 
 
 def test_gold_export_of_a_project_without_gold_is_empty(engine, seeded_project):

@@ -1,8 +1,8 @@
 """Items benchmark: 50,000 items; the near-duplicate check of one new item against all of them, and the
 Items page's server-side runs with a filter set while moving between pages.
 
-Builds (once per run, in a temporary folder) a SQLite database through the importer, so every item is
-signed and checked for near-duplicates as it would be in use:
+Builds (once per run, in a temporary folder, or once in the --database file) a SQLite database through the
+importer, so every item is signed and checked for near-duplicates as it would be in use:
   - "Bench reference": 10,000 items (8,000 MCQ + 2,000 open), marked as a reference set;
   - "Bench": 40,000 items (30,000 MCQ, approved; 10,000 open, draft), checked at import against itself
     and the reference set.
@@ -11,39 +11,51 @@ real items (a stem from one, findings from others, options from others), so item
 are mostly distinct; specialties, dimensions and tags vary.
 
 Then times, over --runs runs each:
-  (a) duplicates.find_matches of one new item (the editor's check of unsaved content) against all 50,000:
-      cold, in a fresh session that loads the signatures from the database each time; half of the new
-      items are near-copies of a stored one (so there is something to find), half are new compositions;
+  (a) duplicates.find_matches of one new item (the editor's check of unsaved content) against all 50,000,
+      each in a fresh session; half of the new items are near-copies of a stored one (so there is something to
+      find), half are new compositions:
+        - cold: no signatures kept in memory (the first check in a process), all read from the database;
+        - warm: the signatures kept in memory, checked against the database;
+        - on a copy of the database, the first check after each save as the Item editor makes it (the version
+          saved, then signed and checked): an item edited in place (its signature replaced, read again alone)
+          and a new item (a signature added, read alone);
   (b) the Items page (pages/items.py) through AppTest, signed in as a curator, compiled scripts kept as
       a server keeps them: the run after setting a filter and the runs after moving between pages.
 Targets (issue 7): page p95 <= 150 ms; one duplicate check <= 200 ms.
 
-    .venv/bin/python bench/items_bench.py [--runs 20] [--page-runs 30]
+    .venv/bin/python bench/items_bench.py [--runs 20] [--page-runs 30] [--no-page] [--database FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
+
+from sqlmodel import col, func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from review import accounts, duplicates, importing  # noqa: E402
+from review import accounts, duplicates, editing, importing  # noqa: E402
 from review.formats import DIMENSIONS  # noqa: E402
 from review.setup import prepare_database  # noqa: E402
 from review.taxonomy import DEFAULT_SPECIALTIES  # noqa: E402
-from storage import projects  # noqa: E402
+from storage import projects, users  # noqa: E402
+from storage import similarity as signatures  # noqa: E402
 from storage.db import make_engine, read_session, write_session  # noqa: E402
+from storage.models import Item  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 PASSWORD = "bench-password"
@@ -191,6 +203,30 @@ def build_database(path: Path, sources: Sources, rng: random.Random) -> dict[str
     return facts
 
 
+def stored_facts(path: Path) -> dict[str, Any]:
+    """What build_database returns that the timings need, read from a database built before."""
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with read_session(engine) as session:
+            bench = projects.get_project_by_name(session=session, name=PROJECT)
+            assert bench is not None and bench.id is not None, f"{path} has no project {PROJECT!r}"
+            stored = {
+                item.external_id: item
+                for item in session.exec(
+                    select(Item).where(Item.project_id == bench.id, col(Item.external_id).like("b-mcq-%"))
+                )
+            }
+            items = session.exec(select(func.count()).select_from(Item)).one()
+    finally:
+        engine.dispose()
+    originals = [stored[f"b-mcq-{n:06d}"] for n in range(0, 30000, 150)]
+    return {
+        "project_id": bench.id,
+        "items": items,
+        "stored_mcq": [{"question": item.question, "options": dict(item.options)} for item in originals],
+    }
+
+
 # --- (a) one duplicate check ---------------------------------------------------------------------------
 
 
@@ -205,39 +241,106 @@ def _near_copy(row: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return {"question": question, "options": dict(zip(letters, texts, strict=True))}
 
 
-def check_timings(
-    path: Path, project_id: int, originals: list[dict[str, Any]], sources: Sources, runs: int
-) -> tuple[list[float], list[int]]:
-    """Seconds of find_matches for new MCQ items (half near-copies of stored ones) and matches found."""
+def _new_items(originals: list[dict[str, Any]], sources: Sources, runs: int) -> list[tuple[dict[str, Any], str]]:
+    """The unsaved items checked (half near-copies of stored ones, half new compositions), and the stored item
+    each stands for (as when an item is edited)."""
     rng = random.Random(7)
+    found = []
+    for run in range(runs):
+        new = _near_copy(rng.choice(originals), rng) if run % 2 == 0 else mcq_row(100_000 + run, "new", sources, rng)
+        found.append((new, f"b-mcq-{rng.randrange(30000):06d}"))
+    return found
+
+
+def _find(engine: Any, project_id: int, new: dict[str, Any], edited: str) -> tuple[float, int]:
+    """Seconds of one find_matches in a fresh session (as the editor's check runs), and matches found."""
+    start = time.perf_counter()
+    with read_session(engine) as session:
+        matches = duplicates.find_matches(
+            session,
+            project_id=project_id,
+            kind="mcq",
+            conversation=[],
+            question=new["question"],
+            options=new["options"],
+            exclude_external_id=edited,
+        )
+    return time.perf_counter() - start, len(matches)
+
+
+Timings = list[tuple[str, list[float], list[int]]]
+
+
+def check_timings(path: Path, project_id: int, originals: list[dict[str, Any]], sources: Sources, runs: int) -> Timings:
+    """Seconds of find_matches for new MCQ items, and matches found: cold (no signatures kept in memory: the first
+    check in a process), warm (kept), and the first check after a save that changed one item's signature (kept,
+    brought up to date), on a copy of the database."""
+    checked = _new_items(originals, sources, runs)
+    timings: Timings = []
     engine = make_engine(f"sqlite:///{path}")
-    seconds, found = [], []
     try:
-        with read_session(engine) as session:  # warm the connection pool and the imports
-            duplicates.find_matches(
-                session, project_id=project_id, kind="mcq", conversation=[], question="warm up", options={}
-            )
-        for run in range(runs):
-            if run % 2 == 0:
-                new = _near_copy(rng.choice(originals), rng)
-            else:
-                new = mcq_row(100_000 + run, "new", sources, rng)
-            start = time.perf_counter()
-            with read_session(engine) as session:
-                matches = duplicates.find_matches(
-                    session,
-                    project_id=project_id,
-                    kind="mcq",
-                    conversation=[],
-                    question=new["question"],
-                    options=new["options"],
-                    exclude_external_id=f"b-mcq-{rng.randrange(30000):06d}",  # as when an item is edited
-                )
-            seconds.append(time.perf_counter() - start)
-            found.append(len(matches))
+        _find(engine, project_id, {"question": "warm up", "options": {}}, "")  # the connection pool, the imports
+        cold: list[tuple[float, int]] = []
+        for new, edited in checked:
+            signatures.forget_signatures()
+            cold.append(_find(engine, project_id, new, edited))
+        timings.append(("find_matches vs 50,000: cold (read from the database)", *_columns(cold)))
+        _find(engine, project_id, checked[0][0], checked[0][1])
+        warm = [_find(engine, project_id, new, edited) for new, edited in checked]
+        timings.append(("find_matches vs 50,000: warm (kept in memory)", *_columns(warm)))
     finally:
         engine.dispose()
-    return seconds, found
+    with tempfile.TemporaryDirectory(prefix="medreview-items-copy-") as tmp:
+        copy = Path(tmp) / "copy.db"
+        with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(copy)) as target:
+            source.backup(target)
+        timings += _timings_after_saves(copy, project_id, checked)
+    return timings
+
+
+def _timings_after_saves(path: Path, project_id: int, checked: list[tuple[dict[str, Any], str]]) -> Timings:
+    """find_matches right after a save as the Item editor makes it (the version saved, signed and checked):
+    an item edited in place (its signature replaced), and a new item (a signature added)."""
+    engine = make_engine(f"sqlite:///{path}")
+    in_place: list[tuple[float, int]] = []
+    added: list[tuple[float, int]] = []
+    try:
+        with read_session(engine) as session:
+            curator = users.get_user_by_username(session=session, username=CURATOR)
+        assert curator is not None and curator.id is not None
+        _find(engine, project_id, checked[0][0], checked[0][1])
+        for run, (new, edited) in enumerate(checked):
+            with write_session(engine) as session:
+                item_id = signatures.current_item_id(session=session, project_id=project_id, external_id=edited)
+                assert item_id is not None
+                draft = editing.draft_of(session, item_id=item_id)
+                draft.question = f"{draft.question} The patient returns {run + 2} days later."
+                saved = editing.save_item(session, draft, actor_id=curator.id, role="curator")
+            assert saved.outcome == "edited", saved.outcome
+            with write_session(engine) as session:
+                duplicates.check_items(session, item_ids=[saved.item_id])
+            in_place.append(_find(engine, project_id, new, edited))
+            with write_session(engine) as session:
+                draft = editing.new_draft(project_id=project_id, kind="mcq")
+                draft.external_id = f"after-save-{run:03d}"
+                draft.question = new["question"]
+                draft.options = sorted(new["options"].items())
+                draft.answer_key = "A"
+                saved = editing.save_item(session, draft, actor_id=curator.id, role="curator")
+            assert saved.outcome == "created", saved.outcome
+            with write_session(engine) as session:
+                duplicates.check_items(session, item_ids=[saved.item_id])
+            added.append(_find(engine, project_id, new, draft.external_id))
+    finally:
+        engine.dispose()
+    return [
+        ("  first after a save that edited an item in place", *_columns(in_place)),
+        ("  first after a save that added an item", *_columns(added)),
+    ]
+
+
+def _columns(results: list[tuple[float, int]]) -> tuple[list[float], list[int]]:
+    return [seconds for seconds, _ in results], [found for _, found in results]
 
 
 # --- (b) the Items page -----------------------------------------------------------------------------------
@@ -245,8 +348,6 @@ def check_timings(
 
 def page_timings(path: Path, runs: int) -> list[tuple[str, list[float]]]:
     """Seconds of the Items page's runs: after setting a filter, and after moving to another page."""
-    import os
-
     from bench_page import _like_a_running_server, _one_script_cache
     from streamlit.testing.v1 import AppTest
 
@@ -308,7 +409,11 @@ def line(label: str, values: list[float], target_ms: float | None) -> str:
     p50, p95 = 1000 * statistics.median(values), 1000 * percentile(values, 0.95)
     verdict = "" if target_ms is None else ("ok" if p95 <= target_ms else "MISSED")
     goal = "" if target_ms is None else f"<= {target_ms:g}"
-    return f"{label:<46}{len(values):>5}{p50:>9.1f}{p95:>9.1f}{goal:>9}  {verdict}"
+    return f"{label:<56}{len(values):>5}{p50:>9.1f}{p95:>9.1f}{goal:>9}  {verdict}"
+
+
+def _load(values: tuple[float, float, float]) -> str:
+    return ", ".join(f"{value:.2f}" for value in values)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,22 +421,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="duplicate checks timed (default 20)")
     parser.add_argument("--page-runs", type=int, default=30, help="page moves timed (default 30)")
     parser.add_argument("--no-page", action="store_true", help="skip the Items page timings")
+    parser.add_argument(
+        "--database", type=Path, help="keep the database in this file: built when missing, used as it is when there"
+    )
     args = parser.parse_args(argv)
     sources = Sources()
     with tempfile.TemporaryDirectory(prefix="medreview-items-") as tmp:
-        path = Path(tmp) / "bench.db"
-        facts = build_database(path, sources, random.Random(11))
-        print(
-            f"database: {facts['items']:,} items ({facts['criteria']:,} criteria) in '{PROJECT}' (40,000) and the "
-            f"reference set '{REFERENCE}' (10,000), built through the importer in {facts['build_s']:.1f} s "
-            f"(imports {', '.join(f'{s:.1f}' for s in facts['import_s'])} s, each with its duplicate check); "
-            f"{facts['near_duplicates']} near-duplicates flagged"
-        )
-        seconds, found = check_timings(path, facts["project_id"], facts["stored_mcq"], sources, args.runs)
-        print(f"\n{'milliseconds':<46}{'runs':>5}{'p50':>9}{'p95':>9}{'target':>9}")
-        print(line("find_matches: one new item vs 50,000 (cold)", seconds, TARGET_CHECK_MS))
-        near, new = found[0::2], found[1::2]
-        print(f"  matches found: near-copies {near}; new compositions {new}")
+        path = args.database or Path(tmp) / "bench.db"
+        if path.exists():
+            facts = stored_facts(path)
+            print(f"database: {facts['items']:,} items in {path} (built before)")
+        else:
+            facts = build_database(path, sources, random.Random(11))
+            print(
+                f"database: {facts['items']:,} items ({facts['criteria']:,} criteria) in '{PROJECT}' (40,000) and the "
+                f"reference set '{REFERENCE}' (10,000), built through the importer in {facts['build_s']:.1f} s "
+                f"(imports {', '.join(f'{s:.1f}' for s in facts['import_s'])} s, each with its duplicate check); "
+                f"{facts['near_duplicates']} near-duplicates flagged"
+            )
+        load_before = os.getloadavg()
+        timings = check_timings(path, facts["project_id"], facts["stored_mcq"], sources, args.runs)
+        load_after = os.getloadavg()
+        print(f"load average (1, 5, 15 min): {_load(load_before)} before the checks, {_load(load_after)} after")
+        print(f"\n{'milliseconds':<56}{'runs':>5}{'p50':>9}{'p95':>9}{'target':>9}")
+        for label, seconds, _ in timings:
+            print(line(label, seconds, TARGET_CHECK_MS))
+        for label, _, found in timings:
+            print(f"  {label}: matches found: near-copies {found[0::2]}; new compositions {found[1::2]}")
         if not args.no_page:
             for label, values in page_timings(path, args.page_runs):
                 print(line(label, values, TARGET_PAGE_P95_MS))

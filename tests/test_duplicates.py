@@ -5,19 +5,23 @@ reference set, the editor's read-only check, re-checks, dismissing, the threshol
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
-from review import accounts, duplicates
+from review import accounts, duplicates, editing, similarity, workflow
 from review.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, main
 from review.importing import ImportReport, import_items
+from review.setup import prepare_database
 from storage import projects
-from storage.db import read_session, write_session
+from storage import similarity as signatures_store
+from storage.db import make_engine, read_session, write_session
 from storage.models import AuditEvent, DuplicateFlag, Item, ItemSignature, Project
 
 PASSWORD = "duplicates-test-pw"
@@ -603,6 +607,313 @@ def test_cli_duplicates_bad_input_and_usage(engine, contaminated, capsys):
     assert stored_flags(engine) == before
 
 
+# --- signatures kept in memory ----------------------------------------------------------------------------------
+
+
+def mcq_row(medqa: list[dict[str, Any]], line: int, external_id: str) -> dict[str, Any]:
+    return {"id": external_id, **{k: medqa[line][k] for k in ("question", "options", "answer_idx")}}
+
+
+def found(engine: Engine, pid: int, row: dict[str, Any]) -> list[tuple[str, int, float, str]]:
+    """find_matches of a row's text, twice: with the signatures kept in memory, and read afresh; both must agree."""
+    with read_session(engine) as session:
+        kept = duplicates.find_matches(
+            session, project_id=pid, kind="mcq", conversation=[], question=row["question"], options=row["options"]
+        )
+    assert signatures_store.kept_signatures()
+    signatures_store.forget_signatures()
+    with read_session(engine) as session:
+        fresh = duplicates.find_matches(
+            session, project_id=pid, kind="mcq", conversation=[], question=row["question"], options=row["options"]
+        )
+    assert kept == fresh
+    return [(m.external_id, m.item_id, m.similarity, m.scope) for m in kept]
+
+
+def edit_question(engine: Engine, item: int, row: dict[str, Any], actor_id: int) -> editing.SaveResult:
+    """Save an item with another question and options in the editor's way (saved, then signed and checked)."""
+    with write_session(engine) as session:
+        draft = editing.draft_of(session, item_id=item)
+        draft.question, draft.options = row["question"], sorted(row["options"].items())
+        draft.answer_key = row["answer_idx"]
+        saved = editing.save_item(session, draft, actor_id=actor_id, role="curator")
+    return saved
+
+
+def sign(engine: Engine, item: int) -> None:
+    with write_session(engine) as session:
+        duplicates.check_items(session, item_ids=[item])
+
+
+def changes_are_seen_at_once(engine: Engine, medqa: list[dict[str, Any]], curator: int) -> None:
+    """Import, edit in place, new version and retirement of an item, each followed by find_matches with the
+    signatures kept in memory since the step before, compared with a fresh read."""
+    run_import(engine, "P", [mcq_row(medqa, n, f"item-{n}") for n in (50, 51, 52)])
+    pid = project_id(engine, "P")
+    first, second, third = (near_copy_mcq(medqa[n], "query") for n in (60, 61, 62))
+    assert found(engine, pid, first) == []
+    run_import(engine, "P", [mcq_row(medqa, 60, "new")])  # a signature added
+    new_id = item_id(engine, "P", "new")
+    [(external_id, matched, similarity, scope)] = found(engine, pid, first)
+    assert (external_id, matched, scope) == ("new", new_id, "project") and 0.7 <= similarity < 1
+    saved = edit_question(engine, new_id, mcq_row(medqa, 61, "new"), curator)
+    assert (saved.outcome, saved.item_id) == ("edited", new_id)
+    assert [m[0] for m in found(engine, pid, first)] == ["new"]  # saved, not yet signed again
+    sign(engine, new_id)  # its signature replaced
+    assert found(engine, pid, first) == []
+    assert [m[:2] for m in found(engine, pid, second)] == [("new", new_id)]
+    run_import(engine, "P", [mcq_row(medqa, 62, "new")], on_conflict="new-version")
+    version_2 = item_id(engine, "P", "new")
+    assert version_2 != new_id
+    assert found(engine, pid, second) == []
+    assert [m[:2] for m in found(engine, pid, third)] == [("new", version_2)]
+    with write_session(engine) as session:
+        workflow.change_status(session, item_ids=[version_2], to="retired", actor_id=curator, role="curator")
+    assert found(engine, pid, third) == []
+    with write_session(engine) as session:
+        workflow.change_status(session, item_ids=[version_2], to="draft", actor_id=curator, role="curator")
+    assert [m[:2] for m in found(engine, pid, third)] == [("new", version_2)]
+
+
+def test_find_matches_sees_an_import_an_edit_a_new_version_and_a_retirement_at_once(engine, shared_data, people):
+    """Test that find_matches with the signatures kept in memory finds what a fresh read finds right after an
+    item is imported, edited in place (before and after it is signed again), given a new version, retired and
+    reinstated."""
+    signatures_store.forget_signatures()
+    changes_are_seen_at_once(engine, shared_rows(shared_data, MEDQA), people["curator"])
+
+
+def test_only_the_rows_added_or_replaced_are_read_again(engine, shared_data, people, monkeypatch):
+    """Test that after an item is added or edited in place only its signature row is read from the database,
+    and after a change behind replace_signatures' back (rows deleted) every row is."""
+    medqa = shared_rows(shared_data, MEDQA)
+    run_import(engine, "P", [mcq_row(medqa, n, f"item-{n}") for n in range(20)])
+    pid = project_id(engine, "P")
+    read: list[int] = []
+    real_read = signatures_store._read_rows
+
+    def counting(session: Any, query: Any) -> Any:
+        rows = real_read(session, query)
+        read.append(int(rows[0].size))
+        return rows
+
+    monkeypatch.setattr(signatures_store, "_read_rows", counting)
+    signatures_store.forget_signatures()
+    query = near_copy_mcq(medqa[5], "query")
+    assert [m[0] for m in found(engine, pid, query)] == ["item-5"]
+    read.clear()
+    assert [m[0] for m in found(engine, pid, query)] == ["item-5"]
+    assert read == [20]  # the fresh read only
+    run_import(engine, "P", [mcq_row(medqa, 40, "added")])
+    read.clear()
+    assert [m[0] for m in found(engine, pid, query)] == ["item-5"]
+    assert read[0] == 1  # the kept read: the added row alone
+    edited = item_id(engine, "P", "item-5")
+    edit_question(engine, edited, mcq_row(medqa, 41, "item-5"), people["curator"])
+    sign(engine, edited)
+    read.clear()
+    assert found(engine, pid, query) == []
+    assert read[:2] == [0, 1]  # nothing above the highest id; the edited item's row
+    with write_session(engine) as session:
+        session.exec(ItemSignature.__table__.delete().where(ItemSignature.item_id == edited))  # type: ignore[attr-defined]
+    read.clear()
+    assert found(engine, pid, near_copy_mcq(medqa[41], "query")) == []
+    assert read[:2] == [0, 20]  # nothing above the highest id, then every row
+    with write_session(engine) as session:
+        scan = duplicates.scan_project(session, project_id=pid)  # signs it again: a row added below the highest
+    assert scan.signed == 1
+    assert [m[0] for m in found(engine, pid, near_copy_mcq(medqa[41], "query"))] == ["item-5"]
+
+
+def test_a_changed_signature_is_recorded_as_a_replace_event_naming_its_items(engine, shared_data, people):
+    """Test that replacing a signature by another records one "replace" audit event of the project's signatures
+    naming the item, and that signing an item again with the same text records none."""
+    medqa = shared_rows(shared_data, MEDQA)
+    run_import(engine, "P", [mcq_row(medqa, n, f"item-{n}") for n in (1, 2)])
+    pid, edited = project_id(engine, "P"), item_id(engine, "P", "item-1")
+
+    def replace_events() -> list[tuple[str, int | None, int | None, dict[str, Any]]]:
+        with read_session(engine) as session:
+            events = session.exec(select(AuditEvent).where(AuditEvent.entity == "item_signatures")).all()
+            return [(e.action, e.entity_id, e.project_id, e.detail) for e in events]
+
+    sign(engine, edited)
+    assert replace_events() == []
+    edit_question(engine, edited, mcq_row(medqa, 3, "item-1"), people["curator"])
+    sign(engine, edited)
+    sign(engine, edited)
+    assert replace_events() == [("replace", pid, pid, {"item_ids": [edited]})]
+
+
+def test_a_replacement_seen_after_a_newer_one_is_still_read_again(engine, shared_data, people):
+    """Test that a "replace" event that becomes visible after a newer one (as when writers commit in parallel on
+    PostgreSQL) still has its item's signature read again."""
+    medqa = shared_rows(shared_data, MEDQA)
+    run_import(engine, "P", [mcq_row(medqa, n, f"item-{n}") for n in (1, 2)])
+    pid, first, second = project_id(engine, "P"), item_id(engine, "P", "item-1"), item_id(engine, "P", "item-2")
+    edit_question(engine, first, mcq_row(medqa, 3, "item-1"), people["curator"])
+    sign(engine, first)
+    assert [m[0] for m in found(engine, pid, near_copy_mcq(medqa[2], "query"))] == ["item-2"]
+    other = similarity.signature(similarity.item_text("mcq", [], medqa[9]["question"], medqa[9]["options"]))
+    with write_session(engine) as session:
+        older = session.exec(select(AuditEvent).where(AuditEvent.entity != "item_signatures")).first()
+        assert older is not None and older.id is not None
+        session.delete(older)  # its id, below the newest replace event's, is given to a late one
+        session.flush()
+        session.exec(
+            ItemSignature.__table__.update()  # type: ignore[attr-defined]
+            .where(ItemSignature.item_id == second)
+            .values(signature=other[0], shingles=other[1])
+        )
+        session.add(
+            AuditEvent(
+                id=older.id, action="replace", entity="item_signatures", entity_id=pid, project_id=pid,
+                detail={"item_ids": [second]},
+            )
+        )  # fmt: skip
+    assert found(engine, pid, near_copy_mcq(medqa[2], "query")) == []
+    assert [m[0] for m in found(engine, pid, near_copy_mcq(medqa[9], "query"))] == ["item-2"]
+
+
+def test_signatures_written_in_a_transaction_that_is_rolled_back_are_never_kept(engine, shared_data):
+    """Test that a read inside a transaction that replaced a signature is not kept, so after a rollback the
+    stored signature is compared again."""
+    medqa = shared_rows(shared_data, MEDQA)
+    run_import(engine, "P", [mcq_row(medqa, n, f"item-{n}") for n in (1, 2)])
+    pid, stored = project_id(engine, "P"), item_id(engine, "P", "item-1")
+    query = near_copy_mcq(medqa[1], "query")
+    assert [m[0] for m in found(engine, pid, query)] == ["item-1"]
+    other = similarity.signature(similarity.item_text("mcq", [], medqa[7]["question"], medqa[7]["options"]))
+    with write_session(engine) as session:
+        signatures_store.replace_signatures(
+            session=session,
+            rows=[{"item_id": stored, "project_id": pid, "signature": other[0], "shingles": other[1]}],
+        )
+        inside = duplicates.find_matches(
+            session, project_id=pid, kind="mcq", conversation=[], question=query["question"], options=query["options"]
+        )
+        assert inside == []
+        session.rollback()
+    assert [m[0] for m in found(engine, pid, query)] == ["item-1"]
+
+
+def test_two_databases_never_share_kept_signatures(engine, shared_data, tmp_path):
+    """Test that two databases with the same project ids and row counts each find their own items."""
+    medqa = shared_rows(shared_data, MEDQA)
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        prepare_database(other)
+        run_import(engine, "P", [mcq_row(medqa, 10, "here")])
+        run_import(other, "P", [mcq_row(medqa, 11, "there")])
+        assert project_id(engine, "P") == project_id(other, "P")
+        for database, line, expected in ((engine, 10, "here"), (other, 11, "there"), (engine, 11, None)):
+            query = near_copy_mcq(medqa[line], "query")
+            with read_session(database) as session:
+                matches = duplicates.find_matches(
+                    session, project_id=project_id(database, "P"), kind="mcq", conversation=[],
+                    question=query["question"], options=query["options"],
+                )  # fmt: skip
+            assert [m.external_id for m in matches] == ([expected] if expected else [])
+    finally:
+        other.dispose()
+
+
+def test_kept_signatures_stay_within_their_bound_least_recently_used_forgotten(engine, shared_data, monkeypatch):
+    """Test that the signatures kept in memory stay within CACHE_BYTES, the least recently read project
+    forgotten first, and a project larger than the bound is read but not kept."""
+    medqa = shared_rows(shared_data, MEDQA)
+    for name, lines in (("A", range(0, 10)), ("B", range(10, 20)), ("C", range(20, 50))):
+        run_import(engine, name, [mcq_row(medqa, n, f"{name}-{n}") for n in lines])
+    a, b, c = (project_id(engine, name) for name in "ABC")
+    ten = 10 * (signatures_store.SIGNATURE_BYTES + 8 + 8)  # ten rows: signatures, ids with text, all ids
+    monkeypatch.setattr(signatures_store, "CACHE_BYTES", 2 * ten)
+    signatures_store.forget_signatures()
+
+    def read(pid: int) -> int:
+        with read_session(engine) as session:
+            return len(signatures_store.project_signatures(session=session, project_ids=[pid])[0])
+
+    assert (read(a), read(b)) == (10, 10)
+    assert signatures_store.kept_signatures() == [(a, ten), (b, ten)]
+    assert read(a) == 10
+    assert signatures_store.kept_signatures() == [(b, ten), (a, ten)]
+    assert read(c) == 30  # too large to keep
+    assert signatures_store.kept_signatures() == [(b, ten), (a, ten)]
+    run_import(engine, "D", [mcq_row(medqa, n, f"D-{n}") for n in range(50, 60)])
+    d = project_id(engine, "D")
+    assert read(d) == 10
+    assert signatures_store.kept_signatures() == [(a, ten), (d, ten)]  # B, the least recently read, forgotten
+
+
+def test_kept_signatures_equal_a_fresh_read_through_a_random_run_of_changes(engine, shared_data, people):
+    """Test that through 40 random imports, edits in place (of open items, some to a text too short to compare
+    and back), new versions, retirements and reinstatements, the signatures kept in memory equal a fresh read
+    after each, and so do the matches found."""
+    medqa, hard = shared_rows(shared_data, MEDQA), shared_rows(shared_data, HARD_30)
+    rng = random.Random(3)
+    run_import(engine, "P", [mcq_row(medqa, n, f"item-{n}") for n in range(6)])
+    run_import(engine, "P", [{**row, "prompt_id": f"open-{n}"} for n, row in enumerate(hard[:4])])
+    pid, curator = project_id(engine, "P"), people["curator"]
+    mcq_ids, open_ids, used = [f"item-{n}" for n in range(6)], [f"open-{n}" for n in range(4)], list(range(6))
+    done: list[str] = []
+    short: set[str] = set()
+    regained = 0
+
+    def fresh_line() -> int:
+        used.append(100 + len(used))
+        return used[-1]
+
+    signatures_store.forget_signatures()
+    for step in range(40):
+        action = rng.choice(["import", "edit", "short", "version", "retire", "reinstate"])
+        chosen = rng.choice(mcq_ids + open_ids)
+        if action in ("edit", "short"):  # an open item; often one made too short before, to give it text again
+            chosen = rng.choice(sorted(short) if short and rng.random() < 0.6 else open_ids)
+        current = item_id(engine, "P", chosen)
+        retired = version_of(engine, current)[1] == "retired"
+        if action == "import":
+            added = [f"added-{step}-{n}" for n in range(rng.randint(1, 3))]
+            run_import(engine, "P", [mcq_row(medqa, fresh_line(), external_id) for external_id in added])
+            mcq_ids += added
+        elif action in ("edit", "short") and not retired:
+            with write_session(engine) as session:
+                draft = editing.draft_of(session, item_id=current)
+                text = "Help" if action == "short" else hard[rng.randrange(4, len(hard))]["prompt"][-1]["content"]
+                draft.conversation = [editing.Turn("user", text)]
+                saved = editing.save_item(session, draft, actor_id=curator, role="curator")
+            if saved.outcome == "unchanged":
+                continue
+            assert saved.outcome == "edited"
+            sign(engine, current)
+            regained += action == "edit" and chosen in short
+            (short.add if action == "short" else short.discard)(chosen)
+        elif action == "version" and chosen in mcq_ids:
+            run_import(engine, "P", [mcq_row(medqa, fresh_line(), chosen)], on_conflict="new-version")
+        elif action in ("retire", "reinstate") and retired == (action == "reinstate"):
+            with write_session(engine) as session:
+                to = "retired" if action == "retire" else "draft"
+                workflow.change_status(session, item_ids=[current], to=to, actor_id=curator, role="curator")
+        else:
+            continue
+        done.append(action)
+        with read_session(engine) as session:
+            [kept] = signatures_store.project_signatures(session=session, project_ids=[pid])
+        found(engine, pid, near_copy_mcq(medqa[rng.choice(used)], "probe"))  # kept, then read afresh
+        with read_session(engine) as session:
+            [fresh] = signatures_store.project_signatures(session=session, project_ids=[pid])
+        assert np.array_equal(kept.item_ids, fresh.item_ids), (step, action)
+        assert np.array_equal(kept.matrix, fresh.matrix), (step, action)
+    assert {action: done.count(action) >= 3 for action in ("import", "edit", "short", "version", "retire")} == {
+        "import": True, "edit": True, "short": True, "version": True, "retire": True
+    }  # fmt: skip
+    assert regained >= 2  # items given text again after being too short
+
+
+def version_of(engine: Engine, item: int) -> tuple[int, str]:
+    with read_session(engine) as session:
+        return editing.version_of(session, item_id=item)
+
+
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
 
 
@@ -629,3 +940,12 @@ def test_postgres_flags_copies_of_a_reference_set(pg_engine, shared_data):
         assert [(m.external_id, m.similarity) for m in matches][0] == (long_row["prompt_id"], 1.0)
         [row] = duplicates.project_flags(session, project_id=internal.id)
         assert (row.item_external_id, row.match_project, row.scope) == ("copy", "Public", "reference")
+
+
+def test_postgres_sees_every_change_with_signatures_kept_in_memory(pg_engine, shared_data):
+    """Test that on PostgreSQL (signatures fetched row by row) find_matches with the signatures kept in memory
+    finds what a fresh read finds after an import, an edit in place, a new version and a retirement."""
+    with write_session(pg_engine) as session:
+        curator = accounts.create_user(session, username="cur", role="curator", password=PASSWORD).user_id
+    signatures_store.forget_signatures()
+    changes_are_seen_at_once(pg_engine, shared_rows(shared_data, MEDQA), curator)

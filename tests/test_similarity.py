@@ -162,6 +162,26 @@ def test_similarity_estimates_jaccard_like_datasketch(shared_data):
     assert similarity.similarities(values[0], similarity.signature_matrix([])).size == 0
 
 
+def test_agreements_count_equal_values_in_rows_and_in_column_ordered_matrices():
+    """Test that agreements counts the equal values of each row exactly as comparing them one by one does,
+    for a matrix stored row by row and the same matrix stored column by column, including 0 and 128."""
+    rng = np.random.default_rng(5)
+    matrix = rng.integers(0, 4, size=(2000, similarity.NUM_PERM), dtype=np.uint32)  # many equal values
+    probe = matrix[7].copy()
+    matrix[11] = probe
+    matrix[12] = probe + 1
+    expected = np.array([sum(int(a == b) for a, b in zip(row, probe, strict=True)) for row in matrix.tolist()])
+    by_columns = np.ascontiguousarray(matrix.T).T
+    assert by_columns.flags.f_contiguous and not by_columns.flags.c_contiguous
+    for stored in (matrix, by_columns):
+        counts = similarity.agreements(probe, stored)
+        assert counts.tolist() == expected.tolist()
+        assert (counts[7], counts[11], counts[12]) == (128, 128, 0)
+    assert similarity.agreements(probe.tobytes(), by_columns).tolist() == expected.tolist()
+    assert similarity.similarities(probe, by_columns).tolist() == (expected / 128).tolist()
+    assert similarity.agreements(probe, by_columns[:0]).size == 0
+
+
 def test_signature_matrix_rejects_a_truncated_signature():
     """Test that stored bytes of the wrong length are refused rather than misread."""
     with pytest.raises(ValueError, match="512 bytes"):

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from review import duplicates
 from review.accounts import AccountError
 from storage import audit, projects, users
 
@@ -99,7 +100,8 @@ def create_project(session: Session, *, actor_id: int, **settings: Any) -> int:
 
 
 def update_project_settings(session: Session, *, project_id: int, actor_id: int, **settings: Any) -> None:
-    """Change a project's settings; audited with the values before. Flushes."""
+    """Change a project's settings; audited with the values before. Making it a reference set checks the other
+    projects' items against it (review.duplicates.set_reference), which commits; otherwise flushes."""
     clean = check_project_settings(settings)
     if "name" in clean:
         other = projects.get_project_by_name(session=session, name=clean["name"])
@@ -120,3 +122,8 @@ def update_project_settings(session: Session, *, project_id: int, actor_id: int,
         project_id=project_id,
         detail={**clean, "before": before},
     )
+    if "is_reference" in before:
+        # the flags that follow: copies of its items flagged in other projects, or those flags resolved
+        duplicates.after_reference_change(
+            session, project_id=project_id, is_reference=bool(clean["is_reference"]), actor_id=actor_id
+        )

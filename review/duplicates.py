@@ -612,10 +612,6 @@ def set_reference(
     project = _project(session, project_id)
     before = bool(project.is_reference)
     projects.update_project(session=session, project_id=project_id, is_reference=bool(is_reference))
-    if before and not is_reference:
-        signatures_store.resolve_reference_flags(
-            session=session, reference_project_id=project_id, note=NO_LONGER_REFERENCE
-        )
     audit.add_audit_event(
         session=session,
         actor_id=actor_id,
@@ -625,8 +621,26 @@ def set_reference(
         project_id=project_id,
         detail={"is_reference": {"before": before, "after": bool(is_reference)}},
     )
+    if before != bool(is_reference):
+        after_reference_change(
+            session, project_id=project_id, is_reference=bool(is_reference), actor_id=actor_id, scan=scan
+        )
+    else:
+        session.commit()
+
+
+def after_reference_change(
+    session: Session, *, project_id: int, is_reference: bool, actor_id: int | None, scan: bool = True
+) -> None:
+    """What follows a project becoming a reference set (unless scan is False, its items are checked against
+    every other project's and copies flagged there) or an ordinary project again (its open reference flags
+    are resolved). The change itself is stored by the caller. Commits."""
+    if not is_reference:
+        signatures_store.resolve_reference_flags(
+            session=session, reference_project_id=project_id, note=NO_LONGER_REFERENCE
+        )
     session.commit()
-    if scan and is_reference and not before:
+    if scan and is_reference:
         scan_project(session, project_id=project_id, actor_id=actor_id)
 
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
-from review import accounts, duplicates, editing, similarity, workflow
+from review import accounts, administration, duplicates, editing, similarity, workflow
 from review.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, main
 from review.importing import ImportReport, import_items
 from review.setup import prepare_database
@@ -232,6 +232,26 @@ def test_a_reference_set_marked_later_flags_the_copies_already_imported(engine, 
             select(AuditEvent).where(AuditEvent.entity == "project").order_by(col(AuditEvent.id).desc())
         ).first()
         assert event is not None and event.detail == {"is_reference": {"before": False, "after": True}}  # fmt: skip
+
+
+def test_the_admin_project_settings_mark_and_unmark_a_reference_set_with_its_flags(engine, shared_data, people):
+    """Test that marking a project as a reference set through the Admin page's project settings flags copies
+    already imported elsewhere, and un-marking it there resolves them, as duplicates.set_reference does."""
+    hard = shared_rows(shared_data, HARD_30)
+    long_row = next(row for row in hard if len(row["prompt"][-1]["content"].split()) >= 80)
+    run_import(engine, "Internal", [near_copy_open(long_row, "copy")])
+    run_import(engine, "Public", hard)
+    public = project_id(engine, "Public")
+    with write_session(engine) as session:
+        administration.update_project_settings(session, project_id=public, actor_id=people["admin"], is_reference=True)
+        session.commit()
+    assert [(f[0], f[1], f[2], f[4]) for f in stored_flags(engine)] == [
+        ("copy", long_row["prompt_id"], "reference", "open")
+    ]
+    with write_session(engine) as session:
+        administration.update_project_settings(session, project_id=public, actor_id=people["admin"], is_reference=False)
+        session.commit()
+    assert [f[4] for f in stored_flags(engine)] == ["resolved"]
 
 
 def test_a_project_that_stops_being_a_reference_set_resolves_its_flags(engine, contaminated):

@@ -316,6 +316,23 @@ def _counted() -> Any:
     )
 
 
+def counted_labels(*conditions: Any) -> Any:
+    """A query of counted labels (answer, criterion, rater, value, comment) meeting the conditions: submitted
+    gradings by physicians and imported raters, as the gold export and the judge training data count them."""
+    return (
+        sa_select(
+            col(CriterionLabel.answer_id),
+            col(CriterionLabel.criterion_id),
+            col(CriterionLabel.rater_id),
+            col(CriterionLabel.value),
+            col(CriterionLabel.comment),
+        )
+        .join(Annotation, col(Annotation.id) == CriterionLabel.annotation_id)
+        .join(User, col(User.id) == CriterionLabel.rater_id)
+        .where(*_counted(), *conditions)
+    )
+
+
 def labelled_units(*, session: Session, item_ids: Iterable[int]) -> list[tuple[int, int, int]]:
     """(answer id, criterion id, item id) of every unit of answers to these item versions that has at least one
     counted label, unordered. Read-only."""
@@ -350,21 +367,8 @@ def unit_labels(*, session: Session, answer_ids: Iterable[int], criterion_ids: I
     found: list[UnitLabel] = []
     for answer_chunk in _chunks(answer_ids):
         for criterion_chunk in _chunks(criteria):
-            query = (
-                sa_select(
-                    col(CriterionLabel.answer_id),
-                    col(CriterionLabel.criterion_id),
-                    col(CriterionLabel.rater_id),
-                    col(CriterionLabel.value),
-                    col(CriterionLabel.comment),
-                )
-                .join(Annotation, col(Annotation.id) == CriterionLabel.annotation_id)
-                .join(User, col(User.id) == CriterionLabel.rater_id)
-                .where(
-                    col(CriterionLabel.answer_id).in_(answer_chunk),
-                    col(CriterionLabel.criterion_id).in_(criterion_chunk),
-                    *_counted(),
-                )
+            query = counted_labels(
+                col(CriterionLabel.answer_id).in_(answer_chunk), col(CriterionLabel.criterion_id).in_(criterion_chunk)
             )
             found.extend(UnitLabel(a, c, r, v, t or "") for a, c, r, v, t in _rows(session, query).all())
     found.sort()  # by answer, criterion, rater (then value and comment: one label per rater and unit)

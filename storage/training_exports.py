@@ -18,6 +18,7 @@ from sqlalchemy import and_, case, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from storage.exports import counted_labels
 from storage.gold import RATER_KINDS
 from storage.models import (
     Annotation,
@@ -150,23 +151,8 @@ def label_comments(*, session: Session, answer_ids: Iterable[int]) -> list[Label
     these answers, ordered by answer, criterion and rater id. Read-only."""
     found: list[LabelComment] = []
     for chunk in _chunks(answer_ids):
-        query = (
-            sa_select(
-                col(CriterionLabel.answer_id),
-                col(CriterionLabel.criterion_id),
-                col(CriterionLabel.rater_id),
-                col(CriterionLabel.value),
-                col(CriterionLabel.comment),
-            )
-            .join(Annotation, col(Annotation.id) == CriterionLabel.annotation_id)
-            .join(User, col(User.id) == CriterionLabel.rater_id)
-            .where(
-                col(CriterionLabel.answer_id).in_(chunk),
-                col(Annotation.status) == "submitted",
-                col(User.kind).in_(RATER_KINDS),
-                col(CriterionLabel.comment) != "",
-            )
-            .order_by(col(CriterionLabel.answer_id), col(CriterionLabel.criterion_id), col(CriterionLabel.rater_id))
+        query = counted_labels(col(CriterionLabel.answer_id).in_(chunk), col(CriterionLabel.comment) != "").order_by(
+            col(CriterionLabel.answer_id), col(CriterionLabel.criterion_id), col(CriterionLabel.rater_id)
         )
         found.extend(
             LabelComment(int(a), int(c), int(r), value, comment) for a, c, r, value, comment in session.execute(query)

@@ -92,6 +92,15 @@ def open_items_page(
     )
     if exclude_statuses:
         query = query.where(col(Item.status).not_in(list(exclude_statuses)))
+    query = items_after(query, after, limit)
+    return [
+        ExportItem(int(i), e, int(v), s, _loads(c) or [], _loads(t) or [], _loads(sp) or [], d, _loads(x) or {}, f)
+        for i, e, v, s, c, t, sp, d, x, f in _rows(session, query).all()
+    ]
+
+
+def items_after(query: Any, after: tuple[str, int] | None, limit: int) -> Any:
+    """The query's next `limit` items after (external id, version), in that order: one page of a keyset walk."""
     if after is not None:
         external_id, version = after
         query = query.where(
@@ -100,11 +109,7 @@ def open_items_page(
                 and_(col(Item.external_id) == external_id, col(Item.version) > version),
             )
         )
-    query = query.order_by(col(Item.external_id), col(Item.version)).limit(limit)
-    return [
-        ExportItem(int(i), e, int(v), s, _loads(c) or [], _loads(t) or [], _loads(sp) or [], d, _loads(x) or {}, f)
-        for i, e, v, s, c, t, sp, d, x, f in _rows(session, query).all()
-    ]
+    return query.order_by(col(Item.external_id), col(Item.version)).limit(limit)
 
 
 class ExportCriterion(NamedTuple):

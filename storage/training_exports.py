@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_
+from sqlalchemy import and_, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from storage.exports import counted_labels
+from storage.exports import counted_labels, items_after
 from storage.gold import RATER_KINDS
 from storage.models import (
     Annotation,
@@ -75,15 +75,7 @@ def training_items_page(
     query = sa_select(col(Item.id), col(Item.external_id), col(Item.version), col(Item.conversation)).where(
         col(Item.project_id) == project_id, _training_items()
     )
-    if after is not None:
-        external_id, version = after
-        query = query.where(
-            or_(
-                col(Item.external_id) > external_id,
-                and_(col(Item.external_id) == external_id, col(Item.version) > version),
-            )
-        )
-    query = query.order_by(col(Item.external_id), col(Item.version)).limit(limit)
+    query = items_after(query, after, limit)
     return [TrainingItem(int(i), e, int(v), list(c or [])) for i, e, v, c in session.execute(query).all()]
 
 
